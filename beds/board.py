@@ -1,0 +1,168 @@
+"""Reading the network: facilities with their pools, filtered as the board and the API ask."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import groupby
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds.errors import NotFound
+from beds.models import BedPool, Facility
+from beds.timeutil import utcnow
+
+CRITERIA = (
+    "accepts_trafficking",
+    "accepts_worker_referral",
+    "no_sobriety_required",
+    "not_asylum_only",
+    "accessible",
+    "children_accompanied",
+    "heightened_security",
+)
+
+
+@dataclass(frozen=True)
+class BoardFilter:
+    province: str | None = None
+    city: str | None = None
+    profile: str | None = None
+    kind: str | None = None
+    criteria: frozenset[str] = field(default_factory=frozenset)
+    min_free: int = 0
+
+    def as_query(self) -> dict[str, str | list[str]]:
+        query: dict[str, str | list[str]] = {}
+        for name in ("province", "city", "profile", "kind"):
+            value = getattr(self, name)
+            if value:
+                query[name] = value
+        if self.criteria:
+            query["criteria"] = sorted(self.criteria)
+        if self.min_free:
+            query["min_free"] = str(self.min_free)
+        return query
+
+
+@dataclass
+class FacilityListing:
+    facility: Facility
+    pools: list[BedPool]
+    stale: bool
+
+    @property
+    def free(self) -> int:
+        return sum(p.free for p in self.pools)
+
+    @property
+    def held(self) -> int:
+        return sum(p.held for p in self.pools)
+
+    @property
+    def occupied(self) -> int:
+        return sum(p.occupied for p in self.pools)
+
+
+@dataclass
+class CityGroup:
+    province: str
+    city: str
+    listings: list[FacilityListing]
+
+
+def is_stale(updated_at: datetime, now: datetime, stale_after: timedelta) -> bool:
+    return now - updated_at > stale_after
+
+
+def _criteria_clauses(criteria: Iterable[str]) -> list:
+    clauses = []
+    for name in criteria:
+        if name == "accepts_trafficking":
+            clauses.append(Facility.accepts_trafficking.is_(True))  # type: ignore[attr-defined]
+        elif name == "accepts_worker_referral":
+            clauses.append(Facility.accepts_worker_referral.is_(True))  # type: ignore[attr-defined]
+        elif name == "no_sobriety_required":
+            clauses.append(Facility.sobriety_required.is_(False))  # type: ignore[attr-defined]
+        elif name == "not_asylum_only":
+            clauses.append(Facility.asylum_seekers_only.is_(False))  # type: ignore[attr-defined]
+        elif name == "accessible":
+            clauses.append(Facility.accessible.is_(True))  # type: ignore[attr-defined]
+        elif name == "children_accompanied":
+            clauses.append(Facility.children_accompanied.is_(True))  # type: ignore[attr-defined]
+        elif name == "heightened_security":
+            clauses.append(Facility.security_level.in_(["heightened", "high"]))  # type: ignore[attr-defined]
+    return clauses
+
+
+async def list_facilities(
+    session: AsyncSession, board_filter: BoardFilter, *, stale_after: timedelta = timedelta(hours=12)
+) -> list[FacilityListing]:
+    stmt = select(Facility).where(Facility.active.is_(True))  # type: ignore[attr-defined]
+    if board_filter.province:
+        stmt = stmt.where(Facility.province == board_filter.province)
+    if board_filter.city:
+        stmt = stmt.where(Facility.city == board_filter.city)
+    if board_filter.kind:
+        stmt = stmt.where(Facility.kind == board_filter.kind)
+    for clause in _criteria_clauses(board_filter.criteria):
+        stmt = stmt.where(clause)
+    stmt = stmt.order_by(Facility.province, Facility.city, Facility.name)
+    facilities = (await session.execute(stmt)).scalars().all()
+    if not facilities:
+        return []
+    pool_stmt = select(BedPool).order_by(BedPool.facility_id, BedPool.profile)
+    if board_filter.province or board_filter.city or board_filter.kind or board_filter.criteria:
+        pool_stmt = pool_stmt.where(BedPool.facility_id.in_([f.id for f in facilities]))  # type: ignore[attr-defined]
+    pools_by_facility: dict[str, list[BedPool]] = {}
+    for pool in (await session.execute(pool_stmt)).scalars():
+        pools_by_facility.setdefault(pool.facility_id, []).append(pool)
+    now = utcnow()
+    listings: list[FacilityListing] = []
+    for facility in facilities:
+        pools = pools_by_facility.get(facility.id, [])
+        if board_filter.profile:
+            pools = [p for p in pools if p.profile in (board_filter.profile, "any")]
+            if not pools:
+                continue
+        if board_filter.min_free and sum(p.free for p in pools) < board_filter.min_free:
+            continue
+        listings.append(FacilityListing(facility, pools, is_stale(facility.updated_at, now, stale_after)))
+    return listings
+
+
+def group_by_city(listings: list[FacilityListing]) -> list[CityGroup]:
+    return [
+        CityGroup(province, city, list(items))
+        for (province, city), items in groupby(listings, key=lambda li: (li.facility.province, li.facility.city))
+    ]
+
+
+async def get_listing(
+    session: AsyncSession, facility_id: str, *, stale_after: timedelta = timedelta(hours=12)
+) -> FacilityListing:
+    facility = await session.get(Facility, facility_id)
+    if facility is None or not facility.active:
+        raise NotFound("not_found", "No such facility.")
+    pools = (
+        (await session.execute(select(BedPool).where(BedPool.facility_id == facility_id).order_by(BedPool.profile)))
+        .scalars()
+        .all()
+    )
+    return FacilityListing(facility, list(pools), is_stale(facility.updated_at, utcnow(), stale_after))
+
+
+async def pool_history(session: AsyncSession, pool_id: str, limit: int = 50) -> list:
+    from beds.models import PoolChange
+
+    return list(
+        (
+            await session.execute(
+                select(PoolChange).where(PoolChange.pool_id == pool_id).order_by(PoolChange.id.desc()).limit(limit)  # type: ignore[union-attr]
+            )
+        )
+        .scalars()
+        .all()
+    )

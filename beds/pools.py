@@ -1,0 +1,248 @@
+"""Moving a pool's counts: adjust, set with a version, surge beds.
+
+Each change is one transaction with its history row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds.errors import Conflict, Invalid, NotFound
+from beds.models import BedPool, Facility, PoolChange, SurgeBeds
+from beds.timeutil import utcnow
+
+FREE = BedPool.capacity - BedPool.occupied - BedPool.out_of_service - BedPool.held
+
+
+@dataclass(frozen=True)
+class Counts:
+    capacity: int
+    occupied: int
+    out_of_service: int
+    held: int
+
+
+def record_change(
+    session: AsyncSession, pool: BedPool, before: Counts, *, actor_user_id: str | None, reason: str
+) -> None:
+    session.add(
+        PoolChange(
+            pool_id=pool.id,
+            actor_user_id=actor_user_id,
+            reason=reason,
+            at=pool.updated_at,
+            capacity_before=before.capacity,
+            occupied_before=before.occupied,
+            out_of_service_before=before.out_of_service,
+            held_before=before.held,
+            capacity_after=pool.capacity,
+            occupied_after=pool.occupied,
+            out_of_service_after=pool.out_of_service,
+            held_after=pool.held,
+        )
+    )
+
+
+async def get_pool(session: AsyncSession, pool_id: str) -> BedPool:
+    pool = await session.get(BedPool, pool_id)
+    if pool is None:
+        raise NotFound("not_found", "No such bed pool.")
+    return pool
+
+
+async def move_counts(
+    session: AsyncSession,
+    pool_id: str,
+    *,
+    capacity: int = 0,
+    occupied: int = 0,
+    out_of_service: int = 0,
+    held: int = 0,
+    actor_user_id: str | None,
+    reason: str,
+) -> BedPool:
+    """Apply deltas in one conditional UPDATE so concurrent writers can never overbook.
+
+    The WHERE clause is the invariant; the row lock PostgreSQL takes for the UPDATE (or SQLite's
+    write lock) makes the check and the write one step. Raises Conflict with the current free count.
+    The caller commits.
+    """
+    now = utcnow()
+    new_free = FREE + capacity - occupied - out_of_service - held
+    stmt = (
+        update(BedPool)
+        .where(
+            and_(
+                BedPool.id == pool_id,
+                BedPool.capacity + capacity >= 0,
+                BedPool.occupied + occupied >= 0,
+                BedPool.out_of_service + out_of_service >= 0,
+                BedPool.held + held >= 0,
+                new_free >= 0,
+            )
+        )
+        .values(
+            capacity=BedPool.capacity + capacity,
+            occupied=BedPool.occupied + occupied,
+            out_of_service=BedPool.out_of_service + out_of_service,
+            held=BedPool.held + held,
+            version=BedPool.version + 1,
+            updated_at=now,
+        )
+        .returning(BedPool)
+        .execution_options(synchronize_session=False)
+    )
+    pool = (await session.execute(stmt)).scalar_one_or_none()
+    if pool is None:
+        current = await session.get(BedPool, pool_id, populate_existing=True)
+        if current is None:
+            raise NotFound("not_found", "No such bed pool.")
+        if occupied < 0 and current.occupied + occupied < 0:
+            raise Invalid("invalid_counts", "Occupied cannot go below zero.", free=current.free)
+        if out_of_service < 0 and current.out_of_service + out_of_service < 0:
+            raise Invalid("invalid_counts", "Out of service cannot go below zero.", free=current.free)
+        raise Conflict(
+            "insufficient_capacity",
+            f"Only {current.free} bed(s) free in this pool.",
+            free=current.free,
+        )
+    before = Counts(
+        pool.capacity - capacity,
+        pool.occupied - occupied,
+        pool.out_of_service - out_of_service,
+        pool.held - held,
+    )
+    record_change(session, pool, before, actor_user_id=actor_user_id, reason=reason)
+    if occupied or out_of_service or capacity:
+        await _touch_facility(session, pool.facility_id, now)
+    return pool
+
+
+async def _touch_facility(session: AsyncSession, facility_id: str, now: datetime) -> None:
+    await session.execute(update(Facility).where(Facility.id == facility_id).values(updated_at=now))
+
+
+async def adjust(
+    session: AsyncSession, pool_id: str, *, occupied_delta: int, out_of_service_delta: int, actor_user_id: str
+) -> BedPool:
+    if occupied_delta == 0 and out_of_service_delta == 0:
+        raise Invalid("invalid_counts", "Nothing to adjust: both deltas are zero.")
+    pool = await move_counts(
+        session,
+        pool_id,
+        occupied=occupied_delta,
+        out_of_service=out_of_service_delta,
+        actor_user_id=actor_user_id,
+        reason="adjust",
+    )
+    await session.commit()
+    return pool
+
+
+async def set_counts(
+    session: AsyncSession,
+    pool_id: str,
+    *,
+    capacity: int,
+    occupied: int,
+    out_of_service: int,
+    version: int,
+    actor_user_id: str,
+) -> BedPool:
+    """Replace the counts a shelter reports, if nobody changed the pool since it read `version`."""
+    if min(capacity, occupied, out_of_service) < 0:
+        raise Invalid("invalid_counts", "Counts cannot be negative.")
+    now = utcnow()
+    stmt = (
+        update(BedPool)
+        .where(
+            BedPool.id == pool_id,
+            BedPool.version == version,
+            BedPool.held + occupied + out_of_service <= capacity,
+        )
+        .values(
+            capacity=capacity,
+            occupied=occupied,
+            out_of_service=out_of_service,
+            version=BedPool.version + 1,
+            updated_at=now,
+        )
+        .returning(BedPool)
+        .execution_options(synchronize_session=False)
+    )
+    current = await session.get(BedPool, pool_id)
+    if current is None:
+        raise NotFound("not_found", "No such bed pool.")
+    before = Counts(current.capacity, current.occupied, current.out_of_service, current.held)
+    pool = (await session.execute(stmt)).scalar_one_or_none()
+    if pool is None:
+        await session.refresh(current)
+        await session.rollback()
+        if current.version != version:
+            raise Conflict(
+                "version_conflict",
+                f"The pool changed since version {version}; it is now at version {current.version}.",
+                version=current.version,
+            )
+        raise Conflict(
+            "insufficient_capacity",
+            f"{current.held} bed(s) are held; occupied + out of service + held cannot exceed capacity.",
+            free=current.free,
+        )
+    record_change(session, pool, before, actor_user_id=actor_user_id, reason="set")
+    await _touch_facility(session, pool.facility_id, now)
+    await session.commit()
+    return pool
+
+
+async def add_surge(
+    session: AsyncSession, pool_id: str, *, beds: int, expires_at: datetime, reason: str, actor_user_id: str
+) -> SurgeBeds:
+    if beds <= 0 or beds > 500:
+        raise Invalid("invalid_beds", "Surge beds must be between 1 and 500.")
+    if expires_at <= utcnow():
+        raise Invalid("invalid_expiry", "Surge beds must expire in the future.")
+    await move_counts(session, pool_id, capacity=beds, actor_user_id=actor_user_id, reason="surge_added")
+    surge = SurgeBeds(
+        pool_id=pool_id,
+        beds=beds,
+        beds_remaining=beds,
+        reason=reason,
+        created_by=actor_user_id,
+        expires_at=expires_at,
+    )
+    session.add(surge)
+    await session.commit()
+    return surge
+
+
+async def expire_surges(session: AsyncSession, now: datetime | None = None) -> list[BedPool]:
+    """Withdraw expired surge beds. Beds still occupied or held stay until they are free again."""
+    now = now or utcnow()
+    due = (
+        (await session.execute(select(SurgeBeds.id).where(SurgeBeds.expires_at <= now, SurgeBeds.beds_remaining > 0)))
+        .scalars()
+        .all()
+    )
+    changed: list[BedPool] = []
+    for surge_id in due:
+        surge = await session.get(SurgeBeds, surge_id, with_for_update=True, populate_existing=True)
+        if surge is None or surge.beds_remaining <= 0:
+            await session.rollback()
+            continue
+        pool = await session.get(BedPool, surge.pool_id, with_for_update=True, populate_existing=True)
+        assert pool is not None
+        withdraw = min(surge.beds_remaining, max(pool.free, 0))
+        if withdraw == 0:
+            await session.rollback()
+            continue
+        pool = await move_counts(session, pool.id, capacity=-withdraw, actor_user_id=None, reason="surge_expired")
+        surge.beds_remaining -= withdraw
+        session.add(surge)
+        await session.commit()
+        changed.append(pool)
+    return changed

@@ -1,0 +1,1 @@
+"""Refuge Exchange web shell: app factory, settings, auth, pages, JSON API, websockets and CLI."""

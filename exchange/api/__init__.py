@@ -1,0 +1,1 @@
+"""The JSON integration API (API.md)."""

@@ -1,0 +1,174 @@
+"""The `refuge` command: demo, serve, db upgrade, user create."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+import click
+
+from exchange.settings import ROOT, Settings
+
+DEMO_DATABASE = f"sqlite+aiosqlite:///{ROOT / 'refuge-demo.db'}"
+
+
+@click.group()
+def main() -> None:
+    """Refuge Exchange: shelter beds and emergency funds for a trafficking-response network."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Run the Alembic migrations on DATABASE_URL."""
+    from exchange.migrations import upgrade
+
+    upgrade(Settings.from_env().database_url, revision)
+    click.echo("database is at " + revision)
+
+
+def _serve(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "exchange.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        proxy_headers=True,
+        ws="websockets",
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option("--workers", default=1, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve whatever DATABASE_URL points at (run `refuge db upgrade` first)."""
+    _serve(host, port, workers)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+@click.option("--no-serve", is_flag=True, help="Create and seed the database, print the logins, and stop.")
+def demo(host: str, port: int, no_serve: bool) -> None:
+    """Create (or reuse) a SQLite demo database, seed a realistic network, print the logins and serve it."""
+    os.environ.setdefault("DATABASE_URL", DEMO_DATABASE)
+    os.environ.setdefault("BASE_URL", f"http://{host}:{port}")
+    # A fixed secret keeps sessions valid across restarts of the demo; production sets its own.
+    os.environ.setdefault("SECRET_KEY", "demo-only-secret-key-do-not-use-in-production")
+    settings = Settings.from_env()
+    from exchange.demo import DEMO_LOGINS, DEMO_PASSWORD
+    from exchange.migrations import upgrade
+
+    upgrade(settings.database_url)
+    seeded_now = asyncio.run(_seed_if_empty(settings.database_url))
+    click.echo(
+        ("Seeded a new demo network in " if seeded_now else "Reusing the demo network in ") + settings.database_url
+    )
+    click.echo(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
+    for username, roles, display in DEMO_LOGINS or _demo_people():
+        click.echo(f"  {username:<12} {roles:<32} {display}")
+    click.echo(f"\nOpen http://{host}:{port}/ (Ctrl+C to stop)")
+    if not no_serve:
+        _serve(host, port, 1)
+
+
+def _demo_people() -> list[tuple[str, str, str]]:
+    from exchange.demo import DEMO_LOGINS
+
+    return DEMO_LOGINS
+
+
+async def _seed_if_empty(database_url: str) -> bool:
+    from sqlalchemy import select
+
+    from exchange.accounts import User
+    from exchange.db import make_engine, make_sessionmaker
+    from exchange.demo import DEMO_LOGINS, is_seeded, seed
+
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            if await is_seeded(session):
+                users = (await session.execute(select(User).order_by(User.username))).scalars().all()
+                DEMO_LOGINS[:] = [(u.username, ", ".join(u.roles), u.display_name) for u in users]
+                return False
+            await seed(session)
+            return True
+    finally:
+        await engine.dispose()
+
+
+@main.group()
+def user() -> None:
+    """Users."""
+
+
+@user.command("create")
+@click.option("--username", required=True)
+@click.option("--organisation", "organisation_name", required=True, help="Organisation name (created if missing).")
+@click.option("--org-kind", default="coalition", type=click.Choice(["shelter", "police", "coalition", "community"]))
+@click.option("--role", "roles", multiple=True, required=True)
+@click.option("--lead-worker", is_flag=True)
+@click.password_option()
+def user_create(
+    username: str,
+    organisation_name: str,
+    org_kind: str,
+    roles: tuple[str, ...],
+    lead_worker: bool,
+    password: str,
+) -> None:
+    """Create a user (and their organisation if it does not exist)."""
+    from exchange.accounts import Role
+
+    bad = [r for r in roles if r not in {x.value for x in Role}]
+    if bad:
+        raise click.BadParameter(f"unknown role(s): {', '.join(bad)}; known: {', '.join(r.value for r in Role)}")
+    if len(password) < 12:
+        raise click.BadParameter("passwords need at least 12 characters")
+    asyncio.run(_create_user(username, organisation_name, org_kind, list(roles), lead_worker, password))
+    click.echo(f"created {username}")
+
+
+async def _create_user(
+    username: str, organisation_name: str, org_kind: str, roles: list[str], lead_worker: bool, password: str
+) -> None:
+    from sqlalchemy import select
+
+    from exchange.accounts import Organisation, create_organisation, create_user
+    from exchange.db import make_engine, make_sessionmaker
+
+    engine = make_engine(Settings.from_env().database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            org = (
+                await session.execute(select(Organisation).where(Organisation.name == organisation_name))
+            ).scalar_one_or_none()
+            if org is None:
+                org = await create_organisation(session, name=organisation_name, kind=org_kind)
+            await create_user(
+                session,
+                username=username,
+                password=password,
+                organisation_id=org.id,
+                roles=roles,
+                lead_worker=lead_worker,
+            )
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

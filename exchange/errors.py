@@ -1,0 +1,93 @@
+"""One error shape everywhere: `{"error": code, "detail": sentence}` for the API, a page for browsers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from exchange.i18n import gettext as _
+
+log = structlog.get_logger()
+
+KIND_STATUS = {"invalid": 422, "not_found": 404, "forbidden": 403, "conflict": 409, "bad_request": 400}
+STATUS_CODE = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_too_large",
+    422: "invalid",
+    429: "rate_limited",
+}
+
+
+def wants_json(request: Request) -> bool:
+    path = request.scope["path"]
+    return path.startswith(("/api/", "/webhooks/", "/schema")) or "application/json" in request.headers.get(
+        "accept", ""
+    )
+
+
+def error_response(request: Request, status: int, code: str, detail: str, **extra: Any) -> Response:
+    if wants_json(request):
+        return Response({"error": code, "detail": detail, **extra}, status_code=status, media_type=MediaType.JSON)
+    if request.headers.get("hx-request"):
+        # htmx swaps this into the page's message area instead of the target.
+        return Template(
+            template_name="fragments/error.html",
+            context={"status": status, "detail": detail},
+            status_code=status,
+            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+        )
+    return Template(template_name="error.html", context={"status": status, "detail": detail}, status_code=status)
+
+
+def domain_error(request: Request, exc: Exception) -> Response:
+    status = KIND_STATUS.get(getattr(exc, "kind", "invalid"), 422)
+    return error_response(request, status, exc.code, exc.detail, **getattr(exc, "extra", {}))  # type: ignore[attr-defined]
+
+
+def validation_error(request: Request, exc: ValidationException) -> Response:
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    parts = [f"{p.get('key') or 'body'}: {p.get('message')}" for p in problems if isinstance(p, dict)]
+    detail = "; ".join(parts) or str(exc.detail)
+    return error_response(request, 400, "invalid_body", detail)
+
+
+def not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
+    if not wants_json(request) and request.method == "GET" and not request.headers.get("hx-request"):
+        return Redirect(path="/login", query_params={"next": request.url.path})
+    return error_response(request, 401, "unauthorized", exc.detail or _("Log in first."))
+
+
+def permission_denied(request: Request, exc: PermissionDeniedException) -> Response:
+    code = "csrf_failed" if "CSRF" in (exc.detail or "") else "forbidden"
+    return error_response(request, 403, code, exc.detail or _("You may not do this."))
+
+
+def http_error(request: Request, exc: HTTPException) -> Response:
+    status = exc.status_code
+    code = STATUS_CODE.get(status, "error")
+    if status >= 500:
+        log.error("http_error", status=status, path=request.scope["path"])
+        return error_response(request, status, "internal_error", "Something went wrong on our side.")
+    return error_response(request, status, code, exc.detail)
+
+
+def internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", path=request.scope["path"], error_type=type(exc).__name__)
+    return error_response(
+        request, HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side."
+    )

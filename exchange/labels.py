@@ -1,0 +1,40 @@
+"""Words shown for the domain's codes. Marked for the catalogue here, translated where shown."""
+
+from __future__ import annotations
+
+from beds.models import FacilityKind, Profile, SecurityLevel
+from exchange.i18n import N_
+
+KIND_LABELS = {
+    FacilityKind.VAW_SHELTER: N_("Violence-against-women shelter"),
+    FacilityKind.TRAFFICKING_SHELTER: N_("Trafficking-specific shelter"),
+    FacilityKind.YOUTH: N_("Youth resource"),
+    FacilityKind.MEN: N_("Men's resource"),
+    FacilityKind.FAMILY: N_("Family shelter"),
+    FacilityKind.MIGRANT_REFUGEE: N_("Migrant and refugee shelter"),
+    FacilityKind.HOMELESS: N_("Homeless shelter"),
+    FacilityKind.TRANSITION_HOUSING: N_("Transition housing"),
+    FacilityKind.ROTATING_SAFE_HOUSE: N_("Rotating safe house"),
+    FacilityKind.PARTNER_HOTEL: N_("Partner hotel"),
+}
+PROFILE_LABELS = {
+    Profile.WOMEN: N_("Women"),
+    Profile.MEN: N_("Men"),
+    Profile.YOUTH: N_("Youth 16-18"),
+    Profile.FAMILY: N_("Family room"),
+    Profile.ANY: N_("Any"),
+}
+CRITERIA_LABELS = {
+    "accepts_trafficking": N_("Accepts trafficking victims"),
+    "accepts_worker_referral": N_("Worker referral accepted"),
+    "no_sobriety_required": N_("Sobriety not required"),
+    "not_asylum_only": N_("Not asylum seekers only"),
+    "accessible": N_("Accessible"),
+    "children_accompanied": N_("Children accompanied"),
+    "heightened_security": N_("Heightened security"),
+}
+SECURITY_LABELS = {
+    SecurityLevel.STANDARD: N_("Standard security"),
+    SecurityLevel.HEIGHTENED: N_("Heightened security"),
+    SecurityLevel.HIGH: N_("High security"),
+}

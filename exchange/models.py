@@ -1,0 +1,12 @@
+"""Imports every table so one metadata holds the whole schema (Alembic, tests, `refuge db upgrade`)."""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+import beds.audit
+import beds.models
+import exchange.accounts
+
+metadata = SQLModel.metadata
+__all__ = ["beds", "exchange", "metadata"]

@@ -1,0 +1,130 @@
+"""The live board: every facility by province and city, filters by htmx, +1/-1 for a shelter's own pools."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from jinja2_fragments.litestar import HTMXBlockTemplate
+from litestar import Controller, Request, get, post
+from litestar.channels import ChannelsPlugin
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import PermissionDeniedException
+from litestar.params import Body, Parameter
+from litestar.response import Redirect, Template
+from msgspec import Struct
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds import pools as pool_ops
+from beds.board import CRITERIA, BoardFilter, get_listing, group_by_city, list_facilities, pool_history
+from beds.models import PROVINCES, Facility
+from beds.timeutil import utcnow
+from beds.visibility import may_edit_pool
+from exchange.accounts import User
+from exchange.auth import viewer_for
+from exchange.grants import reveal_address, viewer_with_grants
+from exchange.live import publish_pool
+from exchange.pages.nav import page_context
+from exchange.settings import Settings
+
+
+class AdjustForm(Struct):
+    occupied_delta: int = 0
+    out_of_service_delta: int = 0
+
+
+async def own_facility_ids(db: AsyncSession, user: User) -> frozenset[str]:
+    if "shelter_staff" not in user.roles:
+        return frozenset()
+    rows = await db.execute(select(Facility.id).where(Facility.organisation_id == user.organisation_id))
+    return frozenset(rows.scalars().all())
+
+
+class BoardPages(Controller):
+    @get("/")
+    async def board(
+        self,
+        request: Request[User, str, object],
+        db: AsyncSession,
+        settings: Settings,
+        province: str | None = None,
+        city: str | None = None,
+        profile: str | None = None,
+        kind: str | None = None,
+        criteria: Annotated[list[str] | None, Parameter(query="criteria")] = None,
+        only_free: bool = False,
+    ) -> Template:
+        board_filter = BoardFilter(
+            province=province or None,
+            city=city or None,
+            profile=profile or None,
+            kind=kind or None,
+            criteria=frozenset(c for c in criteria or [] if c in CRITERIA),
+            min_free=1 if only_free else 0,
+        )
+        listings = await list_facilities(db, board_filter, stale_after=settings.stale_after)
+        context = page_context(
+            request,
+            groups=group_by_city(listings),
+            facility_count=len(listings),
+            free_total=sum(li.free for li in listings),
+            filter=board_filter,
+            only_free=only_free,
+            editable=await own_facility_ids(db, request.user),
+            now=utcnow(),
+            provinces=PROVINCES,
+        )
+        if request.htmx:
+            return HTMXBlockTemplate(template_name="board.html", block_name="board_list", context=context)
+        return Template("board.html", context=context)
+
+    @get("/facilities/{facility_id:str}")
+    async def facility(
+        self, request: Request[User, str, object], db: AsyncSession, settings: Settings, facility_id: str
+    ) -> Template:
+        listing = await get_listing(db, facility_id, stale_after=settings.stale_after)
+        viewer, grants = await viewer_with_grants(db, request.user)
+        show_contact = await reveal_address(db, viewer, grants, listing.facility, "page")
+        can_edit = may_edit_pool(viewer, listing.facility.organisation_id)
+        history = {}
+        if can_edit:
+            history = {pool.id: await pool_history(db, pool.id, limit=10) for pool in listing.pools}
+        return Template(
+            "facility.html",
+            context=page_context(
+                request,
+                listing=listing,
+                show_contact=show_contact,
+                can_edit=can_edit,
+                history=history,
+                now=utcnow(),
+            ),
+        )
+
+    @post("/pools/{pool_id:str}/adjust", status_code=200)
+    async def adjust(
+        self,
+        request: Request[User, str, object],
+        db: AsyncSession,
+        channels: ChannelsPlugin,
+        pool_id: str,
+        data: Annotated[AdjustForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template | Redirect:
+        pool = await pool_ops.get_pool(db, pool_id)
+        facility = await db.get(Facility, pool.facility_id)
+        if facility is None or not may_edit_pool(viewer_for(request.user), facility.organisation_id):
+            raise PermissionDeniedException("Only the facility's own staff may change its counts.")
+        pool = await pool_ops.adjust(
+            db,
+            pool_id,
+            occupied_delta=data.occupied_delta,
+            out_of_service_delta=data.out_of_service_delta,
+            actor_user_id=request.user.id,
+        )
+        publish_pool(channels, pool)
+        if not request.htmx:
+            return Redirect(path=f"/facilities/{facility.id}", status_code=303)
+        return Template(
+            "fragments/pool_row.html",
+            context={"pool": pool, "facility_id": facility.id, "can_edit": True},
+        )

@@ -1,0 +1,25 @@
+"""Every route of the app, in one list, so the access matrix test can walk them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def route_handlers() -> list[Any]:
+    from exchange.api.auth import TokenController
+    from exchange.api.beds import FacilityController, PoolController
+    from exchange.pages.admin import AdminPages
+    from exchange.pages.auth import AuthPages
+    from exchange.pages.board import BoardPages
+    from exchange.stream import board_stream, json_stream
+
+    return [
+        TokenController,
+        FacilityController,
+        PoolController,
+        json_stream,
+        AuthPages,
+        BoardPages,
+        board_stream,
+        AdminPages,
+    ]

@@ -1,0 +1,144 @@
+"""Websockets: `/api/v1/stream` (JSON) and `/board/ws` (HTML fragments for htmx), fed by one channel.
+
+Litestar's generated channel routes have no guards and CSRF does not cover websockets, so these
+handlers authenticate on connect (the app guard), check the Origin, and filter every event per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from litestar import WebSocket, websocket
+from litestar.channels import ChannelsPlugin
+from litestar.exceptions import WebSocketDisconnect
+from sqlalchemy import select
+
+from beds.models import Facility
+from beds.visibility import Viewer
+from exchange import i18n
+from exchange.accounts import User
+from exchange.auth import viewer_for
+from exchange.live import CHANNEL, Event, decode_event
+
+
+def origin_allowed(socket: WebSocket) -> bool:
+    """Browsers always send Origin; a page on another site must not ride a victim's session cookie."""
+    origin = socket.headers.get("origin")
+    if origin is None:
+        return socket.scope.get("auth") == "token"
+    settings = socket.app.state.settings
+    allowed = {_origin(settings.base_url)}
+    host = socket.headers.get("host")
+    if host:
+        allowed |= {f"http://{host}", f"https://{host}"}
+    return origin.rstrip("/") in allowed
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _accept_or_refuse(socket: WebSocket) -> User | None:
+    user: User | None = socket.scope.get("user")
+    if user is None:
+        await socket.close(code=4401, reason="log in first")
+        return None
+    if not origin_allowed(socket):
+        await socket.close(code=4403, reason="origin not allowed")
+        return None
+    await socket.accept()
+    return user
+
+
+async def _pump(socket: WebSocket, channels: ChannelsPlugin, on_event: Callable[[bytes], Awaitable[None]]) -> None:
+    async with channels.start_subscription([CHANNEL]) as subscriber, subscriber.run_in_background(on_event):
+        try:
+            while True:
+                await socket.receive_data(mode="text")  # only to notice the client leaving
+        except WebSocketDisconnect:
+            return
+
+
+@websocket("/api/v1/stream")
+async def json_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
+    user = await _accept_or_refuse(socket)
+    if user is None:
+        return
+    viewer = viewer_for(user)
+
+    async def on_event(raw: bytes) -> None:
+        event = decode_event(raw)
+        if event.audience.admits(viewer):
+            await socket.send_text(event.payload_json)
+
+    await _pump(socket, channels, on_event)
+
+
+@dataclass(frozen=True)
+class BoardContext:
+    viewer: Viewer
+    locale: str
+    own_facility_ids: frozenset[str]
+
+
+# kind -> renderer(event, context, socket) returning HTML to swap, or None when this user gets nothing.
+FragmentRenderer = Callable[[Event, BoardContext, WebSocket], str | None]
+FRAGMENT_RENDERERS: dict[str, FragmentRenderer] = {}
+
+
+def render_pool_row(event: Event, ctx: BoardContext, socket: WebSocket) -> str | None:
+    payload = event.payload
+    can_edit = payload["facility_id"] in ctx.own_facility_ids
+    return _render_cached(socket, "fragments/pool_oob.html", event, ctx.locale, can_edit)
+
+
+_fragment_cache: dict[tuple[str, str, str, bool], str] = {}
+
+
+def _render_cached(socket: WebSocket, template: str, event: Event, locale: str, variant: bool) -> str:
+    """Every board socket receives the same event; render it once per language and variant."""
+    key = (event.payload_json, template, locale, variant)
+    html = _fragment_cache.get(key)
+    if html is None:
+        if len(_fragment_cache) > 2048:
+            _fragment_cache.clear()
+        env = socket.app.template_engine.engine  # type: ignore[union-attr]
+        i18n.set_locale(locale)
+        html = env.get_template(template).render(event=event.payload, can_edit=variant)
+        _fragment_cache[key] = html
+    return html
+
+
+FRAGMENT_RENDERERS["pool.updated"] = render_pool_row
+
+
+@websocket("/board/ws")
+async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
+    user = await _accept_or_refuse(socket)
+    if user is None:
+        return
+    async with socket.app.state.sessionmaker() as session:
+        own = frozenset(
+            (await session.execute(select(Facility.id).where(Facility.organisation_id == user.organisation_id)))
+            .scalars()
+            .all()
+        )
+    ctx = BoardContext(
+        viewer=viewer_for(user),
+        locale=i18n.negotiate(user.locale, socket.headers.get("accept-language")),
+        own_facility_ids=own if "shelter_staff" in user.roles else frozenset(),
+    )
+
+    async def on_event(raw: bytes) -> None:
+        event = decode_event(raw)
+        renderer = FRAGMENT_RENDERERS.get(event.kind)
+        if renderer is None or not event.audience.admits(ctx.viewer):
+            return
+        html = renderer(event, ctx, socket)
+        if html:
+            await socket.send_text(html)
+
+    await _pump(socket, channels, on_event)

@@ -94,7 +94,7 @@ async def move_counts(
             updated_at=now,
         )
         .returning(BedPool)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     pool = (await session.execute(stmt)).scalar_one_or_none()
     if pool is None:
@@ -172,7 +172,7 @@ async def set_counts(
             updated_at=now,
         )
         .returning(BedPool)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
     current = await session.get(BedPool, pool_id)
     if current is None:
@@ -181,17 +181,18 @@ async def set_counts(
     pool = (await session.execute(stmt)).scalar_one_or_none()
     if pool is None:
         await session.refresh(current)
+        current_version, current_held, current_free = current.version, current.held, current.free
         await session.rollback()
-        if current.version != version:
+        if current_version != version:
             raise Conflict(
                 "version_conflict",
-                f"The pool changed since version {version}; it is now at version {current.version}.",
-                version=current.version,
+                f"The pool changed since version {version}; it is now at version {current_version}.",
+                version=current_version,
             )
         raise Conflict(
             "insufficient_capacity",
-            f"{current.held} bed(s) are held; occupied + out of service + held cannot exceed capacity.",
-            free=current.free,
+            f"{current_held} bed(s) are held; occupied + out of service + held cannot exceed capacity.",
+            free=current_free,
         )
     record_change(session, pool, before, actor_user_id=actor_user_id, reason="set")
     await _touch_facility(session, pool.facility_id, now)

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from exchange.accounts import Organisation, OrgKind, Role, User, hash_password
+from exchange.accounts import Organisation, OrgKind, Role, User, hash_password, issue_token
 from exchange.app import create_app
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
@@ -251,10 +251,9 @@ async def fixture_network(sessionmaker: async_sessionmaker, client: AsyncTestCli
         await session.commit()
         net.facilities = {"a": fa, "b": fb}
         net.pools = {"a": pa, "a_family": pa2, "b": pb}
-    for username, person in net.people.items():
-        response = await client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
-        assert response.status_code == 200, response.text
-        person.token = response.json()["token"]
+        # Tokens straight from the domain: logging twelve people in through argon2 would slow every test.
+        for person in net.people.values():
+            person.token = await issue_token(session, person.user)
     return net
 
 
@@ -310,3 +309,13 @@ def fixture_live_server(settings: Settings) -> Iterator[LiveServer]:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Wait for the background sweeper (or a live event) to make `check()` truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(interval)

@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.channels import ChannelsPlugin
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import PermissionDeniedException
-from litestar.params import Body, Parameter
+from litestar.params import Body
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy import select
@@ -51,7 +51,7 @@ class BoardPages(Controller):
         city: str | None = None,
         profile: str | None = None,
         kind: str | None = None,
-        criteria: Annotated[list[str] | None, Parameter(query="criteria")] = None,
+        criteria: list[str] | None = None,
         only_free: bool = False,
     ) -> Template:
         board_filter = BoardFilter(

@@ -311,9 +311,9 @@ def fixture_live_server(settings: Settings) -> Iterator[LiveServer]:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def eventually(check: Any, timeout: float = 5.0, interval: float = 0.05) -> Any:
+async def eventually(check: Any, within_s: float = 5.0, interval: float = 0.05) -> Any:
     """Wait for the background sweeper (or a live event) to make `check()` truthy; return its value."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     while True:
         value = await check()
         if value or time.monotonic() > deadline:

@@ -1,0 +1,195 @@
+"""Paying an approved disbursement: the one seam both manual payments and Stripe Issuing cards go through.
+
+`post_payment` books the money: it posts the actual amount (debit the category's expense account, credit
+cash), voids the rest of the pending transfer, marks the request paid and records the payment and an audit
+event, all in one transaction under the fund lock.
+
+`pay` chooses the method. For `stripe_card` it asks a `CardIssuer` for a card limited to the amount and
+the category first, then calls `post_payment` with the card's id as `external_id`. No issuer is wired
+yet (no Stripe key) so `stripe_card` answers 409 `stripe_not_configured`. The Stripe engineer implements
+`CardIssuer` (use the disbursement id as Stripe's idempotency key, so a retried `pay` never issues two
+cards) and passes it from the web shell; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ledger.audit import record_event
+from ledger.disbursements import get_disbursement, lock_disbursement
+from ledger.errors import Conflict, Invalid
+from ledger.journal import CASH_ACCOUNT, LineSpec, post_entry, release_funds, require_cents
+from ledger.models import Disbursement, Payment, Status
+from ledger.timeutil import utcnow
+
+MANUAL = "manual"
+STRIPE_CARD = "stripe_card"
+METHODS = (MANUAL, STRIPE_CARD)
+
+
+class CardIssuer(Protocol):
+    async def issue_card(self, disbursement: Disbursement, amount_cents: int) -> str:
+        """Issue a virtual card for `amount_cents`, limited to the category's merchants; return its id."""
+        ...
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    payment: Payment
+    disbursement: Disbursement
+    created: bool
+
+
+async def _payment_for_key(session: AsyncSession, user_id: str, key: str) -> Payment | None:
+    return (
+        await session.execute(
+            select(Payment).where(Payment.idempotency_user_id == user_id, Payment.idempotency_key == key)
+        )
+    ).scalar_one_or_none()
+
+
+async def _replay(session: AsyncSession, payment: Payment, request_hash: str | None) -> PaymentResult:
+    if payment.request_hash != request_hash:
+        await session.rollback()
+        raise Invalid("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+    disbursement = await session.get(Disbursement, payment.disbursement_id, populate_existing=True)
+    await session.rollback()
+    assert disbursement is not None  # a payment row always has its disbursement (foreign key)
+    return PaymentResult(payment, disbursement, created=False)
+
+
+async def post_payment(
+    session: AsyncSession,
+    disbursement_id: str,
+    amount_cents: int | None,
+    method: str,
+    reference: str = "",
+    *,
+    actor_user_id: str,
+    external_id: str | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    now: datetime | None = None,
+) -> PaymentResult:
+    """Book the payment of an approved disbursement. `amount_cents` None means the approved amount;
+    more than approved is 422 `amount_exceeds_approved`; a request that is not approved is 409."""
+    if method not in METHODS:
+        raise Invalid("unknown_method", "Pay with manual or stripe_card.")
+    if amount_cents is not None:
+        require_cents(amount_cents)
+    if len(reference) > 200:
+        raise Invalid("too_long", "Keep the reference under 200 characters.")
+    now = now or utcnow()
+    try:
+        disbursement, fund = await lock_disbursement(session, disbursement_id)
+        if idempotency_key:
+            found = await _payment_for_key(session, actor_user_id, idempotency_key)
+            if found is not None:
+                return await _replay(session, found, request_hash)
+        if disbursement.status != Status.APPROVED:
+            raise Conflict("invalid_state", f"This request is {disbursement.status}.", status=disbursement.status)
+        approved = disbursement.committed_cents
+        paid = approved if amount_cents is None else amount_cents
+        if paid > approved:
+            raise Invalid(
+                "amount_exceeds_approved",
+                "The payment is more than was approved.",
+                approved_cents=approved,
+            )
+        # Void the whole pending transfer first, then post the actual amount: the balance row's CHECK
+        # (balance >= committed) then holds after every statement, not only at commit.
+        await release_funds(session, disbursement.fund_id, approved)
+        entry = await post_entry(
+            session,
+            fund,  # type: ignore[arg-type]
+            kind="payment",
+            lines=[
+                LineSpec(f"expenses:{disbursement.category}", "debit", paid),
+                LineSpec(CASH_ACCOUNT, "credit", paid),
+            ],
+            memo=f"{disbursement.category} {disbursement.case_code} ({method}{': ' + reference if reference else ''})",
+            posted_at=now,
+            disbursement_id=disbursement.id,
+        )
+        payment = Payment(
+            disbursement_id=disbursement.id,
+            method=method,
+            amount_cents=paid,
+            reference=reference,
+            external_id=external_id,
+            entry_id=entry.id,
+            actor_user_id=actor_user_id,
+            created_at=now,
+            idempotency_user_id=actor_user_id if idempotency_key else None,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash if idempotency_key else None,
+        )
+        session.add(payment)
+        disbursement.status = Status.PAID
+        disbursement.paid_cents = paid
+        disbursement.committed_cents = 0
+        disbursement.paid_at = now
+        session.add(disbursement)
+        await session.flush()
+        await record_event(
+            session,
+            fund,  # type: ignore[arg-type]
+            action="pay",
+            actor_user_id=actor_user_id,
+            disbursement_id=disbursement.id,
+            detail={"amount_cents": paid, "released_cents": approved - paid, "method": method, "entry": entry.id},
+            at=now,
+        )
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        found = await _payment_for_key(session, actor_user_id, idempotency_key) if idempotency_key else None
+        if found is None:
+            raise Conflict("invalid_state", "This request was paid already.") from None
+        return await _replay(session, found, request_hash)
+    except Exception:
+        await session.rollback()
+        raise
+    return PaymentResult(payment, disbursement, created=True)
+
+
+async def pay(
+    session: AsyncSession,
+    disbursement_id: str,
+    *,
+    method: str,
+    amount_cents: int | None = None,
+    reference: str = "",
+    actor_user_id: str,
+    card_issuer: CardIssuer | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    now: datetime | None = None,
+) -> PaymentResult:
+    external_id = None
+    if method == STRIPE_CARD:
+        if card_issuer is None:
+            raise Conflict("stripe_not_configured", "Card payments are not set up; record a manual payment.")
+        disbursement = await get_disbursement(session, disbursement_id)
+        if disbursement.status != Status.APPROVED:
+            raise Conflict("invalid_state", f"This request is {disbursement.status}.", status=disbursement.status)
+        external_id = await card_issuer.issue_card(disbursement, amount_cents or disbursement.committed_cents)
+        await session.rollback()  # end the read before post_payment takes the fund lock
+    return await post_payment(
+        session,
+        disbursement_id,
+        amount_cents,
+        method,
+        reference,
+        actor_user_id=actor_user_id,
+        external_id=external_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        now=now,
+    )

@@ -45,3 +45,9 @@ async def reveal_address(
             channel=channel,
         )
     return True
+
+
+# Confirmed (and claimed) holds open a facility's address to the holder (exchange/holds_live.py).
+from exchange.holds_live import hold_address_grants  # noqa: E402
+
+GRANT_SOURCES.append(hold_address_grants)

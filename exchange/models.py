@@ -10,3 +10,6 @@ import exchange.accounts
 
 metadata = SQLModel.metadata
 __all__ = ["beds", "exchange", "metadata"]
+
+
+import beds.holds_models  # noqa: E402  (operations, holds, standing agreements)

@@ -8,9 +8,11 @@ from typing import Any
 def route_handlers() -> list[Any]:
     from exchange.api.auth import TokenController
     from exchange.api.beds import FacilityController, PoolController
+    from exchange.api.holds import AgreementController, HoldController, OperationController
     from exchange.pages.admin import AdminPages
     from exchange.pages.auth import AuthPages
     from exchange.pages.board import BoardPages
+    from exchange.pages.holds import HoldPages
     from exchange.stream import board_stream, json_stream
 
     return [
@@ -22,4 +24,8 @@ def route_handlers() -> list[Any]:
         BoardPages,
         board_stream,
         AdminPages,
+        OperationController,
+        HoldController,
+        AgreementController,
+        HoldPages,
     ]

@@ -38,3 +38,9 @@ async def run_sweeper(app: Litestar) -> None:
     while True:
         await asyncio.sleep(interval)
         await sweep_once(app)
+
+
+# Holds: expired holds give their beds back, unanswered requests are flagged (exchange/holds_live.py).
+from exchange.holds_live import sweep_expired_holds, sweep_unanswered_holds  # noqa: E402
+
+SWEEP_STEPS.extend([sweep_expired_holds, sweep_unanswered_holds])

@@ -23,6 +23,9 @@ class NavItem:
 NAV_ENTRIES: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/", N_("Board"), ()),
     ("/admin", N_("Admin"), (Role.NETWORK_ADMIN,)),
+    ("/operations", N_("Operations"), (Role.POLICE_PLANNER, Role.COORDINATOR)),
+    ("/requests", N_("Hold requests"), (Role.SHELTER_STAFF,)),
+    ("/agreements", N_("Agreements"), (Role.SHELTER_STAFF,)),
 ]
 
 

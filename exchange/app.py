@@ -43,6 +43,7 @@ from exchange.live import CHANNEL
 from exchange.routes import route_handlers
 from exchange.settings import ROOT, Settings
 from exchange.sweeper import run_sweeper
+from ledger.errors import LedgerError
 
 log = structlog.get_logger()
 
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_request_bytes,
         exception_handlers={
             BedsError: errors.domain_error,
+            LedgerError: errors.domain_error,
             ValidationException: errors.validation_error,
             NotAuthorizedException: errors.not_authorized,
             PermissionDeniedException: errors.permission_denied,

@@ -11,5 +11,7 @@ import exchange.accounts
 metadata = SQLModel.metadata
 __all__ = ["beds", "exchange", "metadata"]
 
+import ledger.models  # noqa: E402  (emergency fund: journal, disbursements, rules, audit)
+
 
 import beds.holds_models  # noqa: E402  (operations, holds, standing agreements)

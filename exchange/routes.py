@@ -14,6 +14,8 @@ def route_handlers() -> list[Any]:
     from exchange.pages.board import BoardPages
     from exchange.pages.holds import HoldPages
     from exchange.stream import board_stream, json_stream
+    from exchange.api.ledger import CaseController, DisbursementController, FundController
+    from exchange.pages.ledger import LedgerPages
 
     return [
         TokenController,
@@ -24,6 +26,10 @@ def route_handlers() -> list[Any]:
         BoardPages,
         board_stream,
         AdminPages,
+        CaseController,
+        FundController,
+        DisbursementController,
+        LedgerPages,
         OperationController,
         HoldController,
         AgreementController,

@@ -116,7 +116,7 @@ async def _for_key(session: AsyncSession, user_id: str, key: str) -> Disbursemen
 
 
 async def _replay(session: AsyncSession, found: Disbursement, request_hash: str | None) -> RequestResult:
-    await session.rollback()
+    await session.commit()  # nothing was written; a rollback would expire `found`
     if found.request_hash != request_hash:
         raise Invalid("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
     return RequestResult(found, created=False)
@@ -270,7 +270,7 @@ async def approve(
         if disbursement.requester_id == approver.user_id:
             raise Forbidden(SELF_APPROVAL, "You cannot approve your own request.")
         if disbursement.status != Status.PENDING_APPROVAL:
-            raise Conflict("invalid_state", f"This request is {disbursement.status}.", status=disbursement.status)
+            raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
         previous = tuple(
             Approver(a.approver_id, a.approver_org_id) for a in await approvals_of(session, disbursement.id)
         )
@@ -383,7 +383,7 @@ async def cancel(
 async def _close(session: AsyncSession, disbursement: Disbursement, status: Status, now: datetime) -> None:
     """Void the pending transfer, if any, and end the request."""
     if disbursement.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-        raise Conflict("invalid_state", f"This request is {disbursement.status}.", status=disbursement.status)
+        raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
     await release_funds(session, disbursement.fund_id, disbursement.committed_cents)
     disbursement.committed_cents = 0
     disbursement.status = status

@@ -155,7 +155,7 @@ async def fund_summary(session: AsyncSession, fund_id: str) -> FundSummary:
 async def account_ids(session: AsyncSession, fund_id: str) -> dict[str, str]:
     """code -> account id for one fund."""
     rows = await session.execute(select(Account.code, Account.id).where(Account.fund_id == fund_id))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 async def cash_account_id(session: AsyncSession, fund_id: str) -> str:
@@ -244,9 +244,7 @@ async def post_entry(
     debits, credits = _check_lines(lines)
     posted_at = posted_at or utcnow()
     accounts = await account_ids(session, fund.id)
-    kinds = dict(
-        (await session.execute(select(Account.code, Account.kind).where(Account.fund_id == fund.id))).tuples().all()
-    )
+    kinds = dict((await session.execute(select(Account.code, Account.kind).where(Account.fund_id == fund.id))).all())
     for line in lines:
         if line.account_code not in accounts:
             raise Invalid("unknown_account", f"No account {line.account_code} in this fund.")
@@ -321,9 +319,7 @@ async def post_entry(
                 .where(JournalLine.entry_id == entry.id)
                 .group_by(JournalLine.side)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     if int(sums.get("debit", 0)) != debits or int(sums.get("credit", 0)) != credits:
         raise Conflict("unbalanced_entry", "The stored lines do not match the entry's totals.")
@@ -345,7 +341,7 @@ async def entry_views(session: AsyncSession, entries: Sequence[JournalEntry]) ->
         .order_by(JournalLine.entry_id, JournalLine.position)
     )
     lines: dict[str, list[LineView]] = {i: [] for i in ids}
-    for entry_id, code, side, amount in rows.tuples():
+    for entry_id, code, side, amount in rows:
         lines[entry_id].append(LineView(code, side, amount))
     return [EntryView(e, tuple(lines[e.id])) for e in entries]
 
@@ -428,7 +424,9 @@ async def _replay(session: AsyncSession, entry: JournalEntry, request_hash: str 
         await session.rollback()
         raise Invalid("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
     view = (await entry_views(session, [entry]))[0]
-    await session.rollback()  # release the fund lock: nothing was written
+    # Nothing was written: end the transaction to release the fund lock. Commit, not rollback, because a
+    # rollback expires the loaded rows we are about to answer with.
+    await session.commit()
     return view
 
 
@@ -474,7 +472,7 @@ async def check_books(session: AsyncSession, fund_id: str) -> BooksCheck:
     )
     derived: dict[str, int] = {}
     debits = credits = 0
-    for code, kind, side, total in rows.tuples():
+    for code, kind, side, total in rows:
         total = int(total)
         derived.setdefault(code, 0)
         if side is None:
@@ -491,9 +489,7 @@ async def check_books(session: AsyncSession, fund_id: str) -> BooksCheck:
                 .join(AccountBalance, AccountBalance.account_id == Account.id)
                 .where(Account.fund_id == fund_id)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     mismatched = tuple(sorted(code for code in derived if stored.get(code) != derived[code]))
     return BooksCheck(debits, credits, mismatched)

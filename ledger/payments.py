@@ -59,7 +59,7 @@ async def _replay(session: AsyncSession, payment: Payment, request_hash: str | N
         await session.rollback()
         raise Invalid("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
     disbursement = await session.get(Disbursement, payment.disbursement_id, populate_existing=True)
-    await session.rollback()
+    await session.commit()  # nothing was written; a rollback would expire what we answer with
     assert disbursement is not None  # a payment row always has its disbursement (foreign key)
     return PaymentResult(payment, disbursement, created=False)
 
@@ -93,7 +93,7 @@ async def post_payment(
             if found is not None:
                 return await _replay(session, found, request_hash)
         if disbursement.status != Status.APPROVED:
-            raise Conflict("invalid_state", f"This request is {disbursement.status}.", status=disbursement.status)
+            raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
         approved = disbursement.committed_cents
         paid = approved if amount_cents is None else amount_cents
         if paid > approved:
@@ -178,7 +178,7 @@ async def pay(
             raise Conflict("stripe_not_configured", "Card payments are not set up; record a manual payment.")
         disbursement = await get_disbursement(session, disbursement_id)
         if disbursement.status != Status.APPROVED:
-            raise Conflict("invalid_state", f"This request is {disbursement.status}.", status=disbursement.status)
+            raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
         external_id = await card_issuer.issue_card(disbursement, amount_cents or disbursement.committed_cents)
         await session.rollback()  # end the read before post_payment takes the fund lock
     return await post_payment(

@@ -54,7 +54,7 @@ async def spending_report(
         query = query.where(JournalEntry.posted_at < end)
     months: dict[str, MonthSpending] = {}
     totals = dict.fromkeys(CATEGORIES, 0)
-    for posted_at, code, side, amount in (await session.execute(query)).tuples():
+    for posted_at, code, side, amount in (await session.execute(query)).all():
         category = code.removeprefix("expenses:")
         signed = amount if side == "debit" else -amount
         month = months.setdefault(_month(posted_at), MonthSpending(_month(posted_at)))

@@ -36,7 +36,7 @@ class FundAudit:
 async def verify_journal(session: AsyncSession, fund_id: str) -> ChainCheck:
     fund = await get_fund(session, fund_id)
     currency, head_hash, entry_count = fund.currency, fund.head_hash, fund.entry_count
-    codes = dict((await session.execute(select(Account.id, Account.code).where(Account.fund_id == fund_id))).tuples())
+    codes = dict((await session.execute(select(Account.id, Account.code).where(Account.fund_id == fund_id))).all())
     prev = GENESIS
     expected_seq = 1
     count = 0
@@ -67,7 +67,7 @@ async def verify_journal(session: AsyncSession, fund_id: str) -> ChainCheck:
             )
             .order_by(JournalEntry.seq, JournalLine.position)
         )
-        for entry_id, account_id, side, amount in rows.tuples():
+        for entry_id, account_id, side, amount in rows:
             lines[entry_id].append((codes.get(account_id, "?"), side, amount))
         for entry in entries:
             problem = None

@@ -82,6 +82,7 @@ def template_environment() -> Environment:
         profile_labels=labels.PROFILE_LABELS,
         criteria_labels=labels.CRITERIA_LABELS,
         security_labels=labels.SECURITY_LABELS,
+        labels=labels.translated,
     )
     return env
 

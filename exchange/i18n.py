@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from contextvars import ContextVar
+from functools import lru_cache
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -92,7 +93,13 @@ def format_ago(value: datetime | None, now: datetime) -> str:
     if value is None:
         return ""
     delta: timedelta = value - now
-    return _format_timedelta(delta, add_direction=True, locale=get_locale(), threshold=1.0)
+    # Rounded to the minute and cached: the board asks this for every facility on every render.
+    return _format_ago_minutes(int(delta.total_seconds() // 60), get_locale())
+
+
+@lru_cache(maxsize=8192)
+def _format_ago_minutes(minutes: int, locale: str) -> str:
+    return _format_timedelta(timedelta(minutes=minutes), add_direction=True, locale=locale, threshold=1.0)
 
 
 def format_number(value: int) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from beds.models import FacilityKind, Profile, SecurityLevel
-from exchange.i18n import N_
+from exchange.i18n import N_, get_locale
+from exchange.i18n import gettext as _
 
 KIND_LABELS = {
     FacilityKind.VAW_SHELTER: N_("Violence-against-women shelter"),
@@ -38,3 +41,39 @@ SECURITY_LABELS = {
     SecurityLevel.HEIGHTENED: N_("Heightened security"),
     SecurityLevel.HIGH: N_("High security"),
 }
+
+
+_translated: dict[str, dict[str, Any]] = {}
+
+
+def translated() -> dict[str, Any]:
+    """Every label the board repeats for each facility and pool, translated once per language.
+
+    The board renders thousands of rows; asking gettext for "Free" in each one costs more than the row.
+    """
+    locale = get_locale()
+    cached = _translated.get(locale)
+    if cached is None:
+        cached = {
+            "free": _("Free"),
+            "held": _("Held"),
+            "occupied": _("Occupied"),
+            "out_of_service": _("Out of service"),
+            "beds": _("Beds"),
+            "update": _("Update"),
+            "stale": _("Stale"),
+            "one_more": _("One more bed occupied"),
+            "one_freed": _("One bed freed"),
+            "accepts_trafficking": _("Accepts trafficking victims"),
+            "worker_referral": _("Worker referral accepted"),
+            "self_referral": _("Person must call herself"),
+            "sobriety_required": _("Sobriety required"),
+            "asylum_only": _("Asylum seekers only"),
+            "accessible": _("Accessible"),
+            "children": _("Children accompanied"),
+            "kinds": {code: _(label) for code, label in KIND_LABELS.items()},
+            "profiles": {code: _(label) for code, label in PROFILE_LABELS.items()},
+            "security": {code: _(label) for code, label in SECURITY_LABELS.items()},
+        }
+        _translated[locale] = cached
+    return cached

@@ -6,12 +6,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import NotFound
 from beds.models import BedPool, Facility
+from beds.pools import FREE
 from beds.timeutil import utcnow
 
 CRITERIA = (
@@ -49,8 +51,10 @@ class BoardFilter:
 
 @dataclass
 class FacilityListing:
-    facility: Facility
-    pools: list[BedPool]
+    """A facility and its pools: ORM objects for one facility, plain rows with the same attributes for lists."""
+
+    facility: Facility | Any
+    pools: list[BedPool] | list[Any]
     stale: bool
 
     @property
@@ -100,7 +104,8 @@ def _criteria_clauses(criteria: Iterable[str]) -> list:
 async def list_facilities(
     session: AsyncSession, board_filter: BoardFilter, *, stale_after: timedelta = timedelta(hours=12)
 ) -> list[FacilityListing]:
-    stmt = select(Facility).where(Facility.active.is_(True))  # type: ignore[attr-defined]
+    """Plain rows, not ORM objects: the board reads thousands of them and writes none."""
+    stmt = select(*Facility.__table__.c).where(Facility.active.is_(True))  # type: ignore[attr-defined]
     if board_filter.province:
         stmt = stmt.where(Facility.province == board_filter.province)
     if board_filter.city:
@@ -110,14 +115,14 @@ async def list_facilities(
     for clause in _criteria_clauses(board_filter.criteria):
         stmt = stmt.where(clause)
     stmt = stmt.order_by(Facility.province, Facility.city, Facility.name)
-    facilities = (await session.execute(stmt)).scalars().all()
+    facilities = (await session.execute(stmt)).all()
     if not facilities:
         return []
-    pool_stmt = select(BedPool).order_by(BedPool.facility_id, BedPool.profile)
+    pool_stmt = select(*BedPool.__table__.c, FREE.label("free")).order_by(BedPool.facility_id, BedPool.profile)
     if board_filter.province or board_filter.city or board_filter.kind or board_filter.criteria:
         pool_stmt = pool_stmt.where(BedPool.facility_id.in_([f.id for f in facilities]))  # type: ignore[attr-defined]
-    pools_by_facility: dict[str, list[BedPool]] = {}
-    for pool in (await session.execute(pool_stmt)).scalars():
+    pools_by_facility: dict[str, list] = {}
+    for pool in (await session.execute(pool_stmt)).all():
         pools_by_facility.setdefault(pool.facility_id, []).append(pool)
     now = utcnow()
     listings: list[FacilityListing] = []

@@ -40,6 +40,7 @@ from exchange import errors, i18n, labels
 from exchange.auth import AuthMiddleware, RotatingSessionConfig, requires_login
 from exchange.db import make_engine, make_sessionmaker
 from exchange.live import CHANNEL
+from exchange.pages.cards import FacilityCards
 from exchange.routes import route_handlers
 from exchange.settings import ROOT, Settings
 from exchange.sweeper import run_sweeper
@@ -171,7 +172,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     return Litestar(
         route_handlers=[*route_handlers(), static],
-        state=State({"settings": settings, "engine": engine, "sessionmaker": sessionmaker}),
+        state=State(
+            {
+                "settings": settings,
+                "engine": engine,
+                "sessionmaker": sessionmaker,
+                "facility_cards": FacilityCards(),
+            }
+        ),
         dependencies={"db": Provide(provide_db), "settings": Provide(provide_settings, sync_to_thread=False)},
         guards=[requires_login],
         middleware=[

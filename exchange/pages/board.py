@@ -11,6 +11,8 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import Body
 from litestar.response import Redirect, Template
+from litestar.utils.empty import value_or_default
+from litestar.utils.scope.state import ScopeState
 from msgspec import Struct
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,6 +42,12 @@ async def own_facility_ids(db: AsyncSession, user: User) -> frozenset[str]:
     return frozenset(rows.scalars().all())
 
 
+def _csrf_input(request: Request) -> str:
+    """The same hidden field Litestar's `csrf_input` renders, for cards rendered outside the page template."""
+    token = value_or_default(ScopeState.from_scope(request.scope).csrf_token, "")
+    return f'<input type="hidden" name="_csrf_token" value="{token}" />' if token else ""
+
+
 class BoardPages(Controller):
     @get("/")
     async def board(
@@ -63,15 +71,22 @@ class BoardPages(Controller):
             min_free=1 if only_free else 0,
         )
         listings = await list_facilities(db, board_filter, stale_after=settings.stale_after)
+        now = utcnow()
+        cards = request.app.state.facility_cards.render(
+            request.app.template_engine.engine,
+            listings,
+            editable=await own_facility_ids(db, request.user),
+            now=now,
+            csrf_input=_csrf_input(request),
+        )
         context = page_context(
             request,
             groups=group_by_city(listings),
+            cards=cards,
             facility_count=len(listings),
             free_total=sum(li.free for li in listings),
             filter=board_filter,
             only_free=only_free,
-            editable=await own_facility_ids(db, request.user),
-            now=utcnow(),
             provinces=PROVINCES,
         )
         if request.htmx:

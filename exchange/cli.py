@@ -170,5 +170,64 @@ async def _create_user(
         await engine.dispose()
 
 
+@main.group()
+def ledger() -> None:
+    """Emergency fund ledger."""
+
+
+@ledger.command("verify")
+@click.option("--fund", "fund_id", default=None, help="One fund's id; every fund when left out.")
+def ledger_verify(fund_id: str | None) -> None:
+    """Check every fund's journal and audit hash chains end to end; exit 1 naming the first altered entry."""
+    ok = asyncio.run(_ledger_verify(Settings.from_env().database_url, fund_id))
+    sys.exit(0 if ok else 1)
+
+
+async def _ledger_verify(database_url: str, fund_id: str | None) -> bool:
+    from exchange.db import make_engine, make_sessionmaker
+    from ledger.journal import list_funds
+    from ledger.verify import verify_fund
+
+    engine = make_engine(database_url)
+    all_ok = True
+    try:
+        async with make_sessionmaker(engine)() as session:
+            fund_ids = [fund_id] if fund_id else [f.id for f in await list_funds(session)]
+            for fid in fund_ids:
+                result = await verify_fund(session, fid)
+                for name, chain in (("journal", result.journal), ("audit", result.events)):
+                    if chain.ok:
+                        click.echo(f"{fid} {name}: ok, {chain.count} entries, head {chain.head_hash[:16]}")
+                    else:
+                        all_ok = False
+                        click.echo(
+                            f"{fid} {name}: BROKEN after {chain.count} good entries: first bad entry "
+                            f"{chain.first_bad_id} ({chain.problem})"
+                        )
+    finally:
+        await engine.dispose()
+    return all_ok
+
+
+@ledger.command("create-fund")
+@click.option("--name", required=True)
+@click.option("--currency", default="CAD")
+def ledger_create_fund(name: str, currency: str) -> None:
+    """Create a fund with its accounts and the default rule set."""
+    click.echo(asyncio.run(_ledger_create_fund(Settings.from_env().database_url, name, currency)))
+
+
+async def _ledger_create_fund(database_url: str, name: str, currency: str) -> str:
+    from exchange.db import make_engine, make_sessionmaker
+    from ledger.journal import create_fund
+
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return (await create_fund(session, name=name, currency=currency)).id
+    finally:
+        await engine.dispose()
+
+
 if __name__ == "__main__":
     sys.exit(main())

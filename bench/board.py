@@ -54,21 +54,42 @@ async def seed(url: str, facilities: int) -> None:
             fid = new_id()
             facility_rows.append(
                 {
-                    "id": fid, "organisation_id": org_id, "name": f"Facility {i}", "kind": rng.choice(kinds),
-                    "province": rng.choice(PROVINCES), "city": rng.choice(CITIES), "area": "Centre",
-                    "address": "secret", "intake_phone": "secret", "oncall_email": "", "genders": "women",
-                    "security_level": SecurityLevel.STANDARD, "age_min": 18, "languages": "en,fr",
-                    "sobriety_required": False, "asylum_seekers_only": False, "accepts_trafficking": True,
-                    "accepts_worker_referral": True, "accessible": False, "children_accompanied": False,
-                    "active": True, "updated_at": now,
+                    "id": fid,
+                    "organisation_id": org_id,
+                    "name": f"Facility {i}",
+                    "kind": rng.choice(kinds),
+                    "province": rng.choice(PROVINCES),
+                    "city": rng.choice(CITIES),
+                    "area": "Centre",
+                    "address": "secret",
+                    "intake_phone": "secret",
+                    "oncall_email": "",
+                    "genders": "women",
+                    "security_level": SecurityLevel.STANDARD,
+                    "age_min": 18,
+                    "languages": "en,fr",
+                    "sobriety_required": False,
+                    "asylum_seekers_only": False,
+                    "accepts_trafficking": True,
+                    "accepts_worker_referral": True,
+                    "accessible": False,
+                    "children_accompanied": False,
+                    "active": True,
+                    "updated_at": now,
                 }
             )
             for profile in (Profile.WOMEN, Profile.FAMILY):
                 capacity = rng.randint(4, 20)
                 pool_rows.append(
                     {
-                        "id": new_id(), "facility_id": fid, "profile": profile, "capacity": capacity,
-                        "occupied": rng.randint(0, capacity), "out_of_service": 0, "held": 0, "version": 1,
+                        "id": new_id(),
+                        "facility_id": fid,
+                        "profile": profile,
+                        "capacity": capacity,
+                        "occupied": rng.randint(0, capacity),
+                        "out_of_service": 0,
+                        "held": 0,
+                        "version": 1,
                         "updated_at": now,
                     }
                 )
@@ -78,9 +99,19 @@ async def seed(url: str, facilities: int) -> None:
     await engine.dispose()
 
 
+def server_ms(response) -> float:  # type: ignore[no-untyped-def]
+    """The app's own time to answer, from the Server-Timing header every response carries."""
+    return float(response.headers["server-timing"].split("dur=")[1])
+
+
 async def measure(url: str, runs: int) -> dict[str, list[float]]:
     app = create_app(Settings(database_url=url, secret_key="bench", login_attempts_per_minute=10_000))
-    timings: dict[str, list[float]] = {"full board": [], "htmx partial (one province, women)": []}
+    timings: dict[str, list[float]] = {
+        "full board (server)": [],
+        "full board (client-observed)": [],
+        "htmx partial (server)": [],
+        "htmx partial (client-observed)": [],
+    }
     async with AsyncTestClient(app=app) as client:
         await client.get("/login")
         await client.post(
@@ -92,11 +123,13 @@ async def measure(url: str, runs: int) -> dict[str, list[float]]:
         for _ in range(runs):
             start = time.perf_counter()
             page = await client.get("/")
-            timings["full board"].append((time.perf_counter() - start) * 1000)
+            timings["full board (client-observed)"].append((time.perf_counter() - start) * 1000)
+            timings["full board (server)"].append(server_ms(page))
             assert page.status_code == 200 and page.text.count('class="facility"') > 0
             start = time.perf_counter()
             part = await client.get("/", params={"province": "QC", "profile": "women"}, headers={"HX-Request": "true"})
-            timings["htmx partial (one province, women)"].append((time.perf_counter() - start) * 1000)
+            timings["htmx partial (client-observed)"].append((time.perf_counter() - start) * 1000)
+            timings["htmx partial (server)"].append(server_ms(part))
             assert part.status_code == 200
     return timings
 
@@ -110,11 +143,13 @@ def main() -> None:
     url = args.database_url or f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='refuge-bench-')}/board.db"
     asyncio.run(seed(url, args.facilities))
     timings = asyncio.run(measure(url, args.runs))
-    print(f"board render, {args.facilities} facilities ({args.facilities * 2} pools), {args.runs} runs, {url.split(':')[0]}")
+    print(
+        f"board render, {args.facilities} facilities ({args.facilities * 2} pools), {args.runs} runs, {url.split(':')[0]}"
+    )
     for name, values in timings.items():
         values.sort()
         p90 = values[min(len(values) - 1, int(len(values) * 0.9))]
-        print(f"  {name:<40} median {statistics.median(values):7.1f} ms   p90 {p90:7.1f} ms   target < 100 ms")
+        print(f"  {name:<32} median {statistics.median(values):7.1f} ms   p90 {p90:7.1f} ms   target < 100 ms")
 
 
 if __name__ == "__main__":

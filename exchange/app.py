@@ -44,6 +44,7 @@ from exchange.pages.cards import FacilityCards
 from exchange.routes import route_handlers
 from exchange.settings import ROOT, Settings
 from exchange.sweeper import run_sweeper
+from exchange.timing import server_timing_middleware
 from ledger.errors import LedgerError
 
 log = structlog.get_logger()
@@ -183,6 +184,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"db": Provide(provide_db), "settings": Provide(provide_settings, sync_to_thread=False)},
         guards=[requires_login],
         middleware=[
+            server_timing_middleware,
             session_config.middleware,
             DefineMiddleware(AuthMiddleware, exclude=["^/static/"]),
             rate_limit.middleware,

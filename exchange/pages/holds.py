@@ -172,6 +172,9 @@ class HoldPages(Controller):
         self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, operation_id: str
     ) -> dict[str, Any]:
         data = await load_operation(db, channels, request.user, operation_id)
+        # The page formats times in the reader's locale, so it wants datetimes, not the API's strings.
+        for name in ("window_start", "window_end"):
+            data[name] = datetime.fromisoformat(data[name])
         holds = await hold_ops.holds_of_operation(db, operation_id)
         labels = await _pool_labels(db, {h.pool_id for h in holds})
         viewer, grants = await viewer_with_grants(db, request.user)

@@ -1,0 +1,244 @@
+"""Fan-out latency: 1,000 websocket clients on `/api/v1/stream` of a running `refuge serve`, pool changes
+made through the API, and beside it a bare `websockets` broadcast server to the same number of clients,
+measured in the same run.
+
+    .venv/bin/python -m bench.fanout [--clients 1000] [--changes 20] [--redis]
+
+Latency is the time from the server's publication (its `at` stamp) to a client's receipt, on one clock.
+The server runs as its own process (SQLite, memory channels; `--redis` uses the Redis backend).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import websockets
+
+from beds.models import BedPool, Facility, FacilityKind, Profile
+from exchange.accounts import Organisation, OrgKind, Role, User, hash_password, issue_token
+from exchange.db import make_engine, make_sessionmaker
+from exchange.models import metadata
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BARE_SERVER = r"""
+import asyncio, json, sys, time
+import websockets
+from websockets.asyncio.server import serve, broadcast
+
+clients = set()
+
+async def handler(ws):
+    if ws.request.path == "/control":
+        async for message in ws:
+            broadcast(clients, json.dumps({"type": "pool.updated", "seq": int(message), "at": time.time(),
+                                           "pool": {"id": "p", "free": 1}}))
+        return
+    clients.add(ws)
+    try:
+        await ws.wait_closed()
+    finally:
+        clients.discard(ws)
+
+async def main():
+    async with serve(handler, "127.0.0.1", int(sys.argv[1]), max_queue=None):
+        await asyncio.Future()
+
+asyncio.run(main())
+"""
+
+
+async def seed(url: str) -> tuple[str, str, str]:
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    async with make_sessionmaker(engine)() as session:
+        shelter = Organisation(name="Bench shelter", kind=OrgKind.SHELTER)
+        police = Organisation(name="Bench police", kind=OrgKind.POLICE)
+        session.add_all([shelter, police])
+        await session.flush()
+        staff = User(
+            username="staff",
+            password_hash=hash_password("x" * 12),
+            organisation_id=shelter.id,
+            roles=[Role.SHELTER_STAFF.value],
+        )
+        viewer = User(
+            username="viewer",
+            password_hash=hash_password("x" * 12),
+            organisation_id=police.id,
+            roles=[Role.POLICE_PLANNER.value],
+        )
+        facility = Facility(
+            organisation_id=shelter.id, name="Bench", kind=FacilityKind.VAW_SHELTER, province="QC", city="Montréal"
+        )
+        session.add_all([staff, viewer, facility])
+        await session.flush()
+        pool = BedPool(facility_id=facility.id, profile=Profile.WOMEN, capacity=1000)
+        session.add(pool)
+        await session.commit()
+        staff_token = await issue_token(session, staff)
+        viewer_token = await issue_token(session, viewer)
+        pool_id = pool.id
+    await engine.dispose()
+    return staff_token, viewer_token, pool_id
+
+
+def wait_port(port: int, within_s: float = 20.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+class Receivers:
+    """N connected clients; each records (receipt time, raw message) and parses after the run."""
+
+    def __init__(self) -> None:
+        self.received: list[list[tuple[float, str]]] = []
+        self.tasks: list[asyncio.Task] = []
+        self.sockets: list = []
+
+    async def connect(self, url: str, n: int, headers: dict[str, str] | None = None) -> None:
+        async def one(i: int) -> None:
+            ws = await websockets.connect(url, additional_headers=headers, max_queue=None, open_timeout=60)
+            self.sockets.append(ws)
+            log: list[tuple[float, str]] = []
+            self.received.append(log)
+            self.tasks.append(asyncio.create_task(self._pump(ws, log)))
+
+        for start in range(0, n, 100):  # connect in waves, as a morning of shift changes would
+            await asyncio.gather(*(one(i) for i in range(start, min(n, start + 100))))
+
+    @staticmethod
+    async def _pump(ws, log: list[tuple[float, str]]) -> None:  # type: ignore[no-untyped-def]
+        try:
+            async for message in ws:
+                log.append((time.time(), message))
+        except websockets.ConnectionClosed:
+            return
+
+    def count_matching(self, key: str, value: int) -> int:
+        needle = f'"{key}":{value}'
+        return sum(1 for log in self.received if any(needle in m.replace(" ", "") for _, m in log[-3:]))
+
+    def latencies_ms(self, at_of: callable) -> list[float]:  # type: ignore[valid-type]
+        out = []
+        for log in self.received:
+            for t, message in log:
+                sent = at_of(json.loads(message))
+                if sent is not None:
+                    out.append((t - sent) * 1000)
+        return out
+
+    async def close(self) -> None:
+        for ws in self.sockets:
+            await ws.close()
+        for task in self.tasks:
+            task.cancel()
+
+
+def summary(name: str, values: list[float], expected: int) -> tuple[float, float]:
+    values = sorted(values)
+    p50 = statistics.median(values)
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+    print(f"  {name:<34} deliveries {len(values):>6}/{expected:<6} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
+    return p50, p99
+
+
+async def run(clients: int, changes: int, use_redis: bool) -> None:
+    folder = tempfile.mkdtemp(prefix="refuge-fanout-")
+    url = f"sqlite+aiosqlite:///{folder}/fanout.db"
+    staff_token, viewer_token, pool_id = await seed(url)
+    port, bare_port = free_port(), free_port()
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "BASE_URL": f"http://127.0.0.1:{port}"}
+    if use_redis:
+        env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    else:
+        env.pop("REDIS_URL", None)
+    app = subprocess.Popen(
+        [sys.executable, "-m", "exchange.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)], stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        wait_port(bare_port)
+        ours = Receivers()
+        await ours.connect(f"ws://127.0.0.1:{port}/api/v1/stream", clients, {"Authorization": f"Bearer {viewer_token}"})
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            await asyncio.sleep(0.5)
+            for i in range(changes):
+                delta = 1 if i % 2 == 0 else -1
+                response = await http.post(
+                    f"/api/v1/pools/{pool_id}/adjust",
+                    json={"occupied_delta": delta},
+                    headers={"Authorization": f"Bearer {staff_token}"},
+                )
+                response.raise_for_status()
+                await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)
+        await ours.close()
+
+        baseline = Receivers()
+        await baseline.connect(f"ws://127.0.0.1:{bare_port}/", clients)
+        async with websockets.connect(f"ws://127.0.0.1:{bare_port}/control") as control:
+            await asyncio.sleep(0.5)
+            for i in range(changes):
+                await control.send(str(i))
+                await asyncio.sleep(0.25)
+        await asyncio.sleep(1.0)
+        await baseline.close()
+    finally:
+        app.terminate()
+        bare.terminate()
+        app.wait(10)
+        bare.wait(10)
+
+    def our_at(message: dict) -> float | None:
+        if message.get("type") != "pool.updated":
+            return None
+        return datetime.fromisoformat(message["at"]).timestamp()
+
+    expected = clients * changes
+    backend = "redis pub/sub" if use_redis else "memory"
+    print(f"fan-out to {clients} websocket clients, {changes} pool changes, channels backend: {backend}")
+    _, ours_p99 = summary("refuge /api/v1/stream", ours.latencies_ms(our_at), expected)
+    _, bare_p99 = summary("bare websockets broadcast", baseline.latencies_ms(lambda m: m.get("at")), expected)
+    print(f"  ratio p99 refuge / bare: {ours_p99 / bare_p99:.2f}   (targets: p99 < 100 ms, ratio < 3)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--redis", action="store_true")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
+    asyncio.run(run(args.clients, args.changes, args.redis))
+
+
+if __name__ == "__main__":
+    main()

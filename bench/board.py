@@ -143,9 +143,8 @@ def main() -> None:
     url = args.database_url or f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='refuge-bench-')}/board.db"
     asyncio.run(seed(url, args.facilities))
     timings = asyncio.run(measure(url, args.runs))
-    print(
-        f"board render, {args.facilities} facilities ({args.facilities * 2} pools), {args.runs} runs, {url.split(':')[0]}"
-    )
+    backend = url.split(":")[0]
+    print(f"board render, {args.facilities} facilities ({args.facilities * 2} pools), {args.runs} runs, {backend}")
     for name, values in timings.items():
         values.sort()
         p90 = values[min(len(values) - 1, int(len(values) * 0.9))]

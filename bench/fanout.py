@@ -174,17 +174,24 @@ async def run(clients: int, changes: int, use_redis: bool) -> None:
         env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     else:
         env.pop("REDIS_URL", None)
-    app = subprocess.Popen(
-        [sys.executable, "-m", "exchange.cli", "serve", "--port", str(port)],
+    app = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exchange.cli",
+        "serve",
+        "--port",
+        str(port),
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    bare = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(bare_port)], stderr=subprocess.DEVNULL)
+    bare = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", BARE_SERVER, str(bare_port), stderr=subprocess.DEVNULL
+    )
     try:
-        wait_port(port)
-        wait_port(bare_port)
+        await asyncio.to_thread(wait_port, port)
+        await asyncio.to_thread(wait_port, bare_port)
         ours = Receivers()
         await ours.connect(f"ws://127.0.0.1:{port}/api/v1/stream", clients, {"Authorization": f"Bearer {viewer_token}"})
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
@@ -213,8 +220,8 @@ async def run(clients: int, changes: int, use_redis: bool) -> None:
     finally:
         app.terminate()
         bare.terminate()
-        app.wait(10)
-        bare.wait(10)
+        await app.wait()
+        await bare.wait()
 
     def our_at(message: dict) -> float | None:
         if message.get("type") != "pool.updated":

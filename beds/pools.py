@@ -247,3 +247,25 @@ async def expire_surges(session: AsyncSession, now: datetime | None = None) -> l
         await session.commit()
         changed.append(pool)
     return changed
+
+
+async def confirm_counts(session: AsyncSession, facility_id: str) -> list[BedPool]:
+    """A shelter says its counts are still right: the facility is no longer stale."""
+    facility = await session.get(Facility, facility_id)
+    if facility is None:
+        raise NotFound("not_found", "No such facility.")
+    await _touch_facility(session, facility_id, utcnow())
+    await session.commit()
+    rows = await session.execute(select(BedPool).where(BedPool.facility_id == facility_id))
+    return list(rows.scalars().all())
+
+
+async def stale_facilities(session: AsyncSession, organisation_id: str, stale_before: datetime) -> list[Facility]:
+    rows = await session.execute(
+        select(Facility).where(
+            Facility.organisation_id == organisation_id,
+            Facility.active.is_(True),  # type: ignore[attr-defined]
+            Facility.updated_at < stale_before,  # type: ignore[operator]
+        )
+    )
+    return list(rows.scalars().all())

@@ -147,3 +147,31 @@ async def test_board_fits_a_phone(client, network) -> None:
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in html
     css = (await client.get("/static/app.css")).text
     assert "@media (max-width: 640px)" in css
+
+
+async def test_staff_of_a_stale_facility_are_reminded_and_can_confirm(client, network, sessionmaker) -> None:
+    async with sessionmaker() as session:
+        await session.execute(
+            update(Facility)
+            .where(Facility.id == network.facilities["a"].id)
+            .values(updated_at=datetime.now(UTC) - timedelta(hours=14))
+        )
+        await session.commit()
+    await login_page_session(client, "shelter_a")
+    html = (await client.get("/")).text
+    assert "Are they still right?" in html
+    confirmed = await client.post(
+        f"/facilities/{network.facilities['a'].id}/confirm", headers={"x-csrftoken": client.cookies["csrftoken"]}
+    )
+    assert confirmed.status_code in (200, 303)
+    assert "Are they still right?" not in (await client.get("/")).text
+    async with sessionmaker() as session:
+        facility = await session.get(Facility, network.facilities["a"].id)
+    assert datetime.now(UTC) - facility.updated_at < timedelta(minutes=1)
+    # Staff of another shelter see no reminder and may not confirm for it.
+    await client.post("/logout", headers={"x-csrftoken": client.cookies["csrftoken"]})
+    await login_page_session(client, "shelter_b")
+    refused = await client.post(
+        f"/facilities/{network.facilities['a'].id}/confirm", headers={"x-csrftoken": client.cookies["csrftoken"]}
+    )
+    assert refused.status_code == 403

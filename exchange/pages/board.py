@@ -22,7 +22,7 @@ from beds.board import CRITERIA, BoardFilter, get_listing, group_by_city, list_f
 from beds.models import PROVINCES, Facility
 from beds.timeutil import utcnow
 from beds.visibility import may_edit_pool
-from exchange.accounts import User
+from exchange.accounts import Role, User
 from exchange.auth import viewer_for
 from exchange.grants import reveal_address, viewer_with_grants
 from exchange.live import publish_pool
@@ -79,10 +79,15 @@ class BoardPages(Controller):
             now=now,
             csrf_input=_csrf_input(request),
         )
+        my_stale = []
+        if request.user.has(Role.SHELTER_STAFF):
+            my_stale = await pool_ops.stale_facilities(db, request.user.organisation_id, now - settings.stale_after)
         context = page_context(
             request,
             groups=group_by_city(listings),
             cards=cards,
+            my_stale=my_stale,
+            now=now,
             facility_count=len(listings),
             free_total=sum(li.free for li in listings),
             filter=board_filter,
@@ -143,3 +148,14 @@ class BoardPages(Controller):
             "fragments/pool_row.html",
             context={"pool": pool, "facility_id": facility.id, "can_edit": True},
         )
+
+    @post("/facilities/{facility_id:str}/confirm", status_code=303)
+    async def confirm_counts(
+        self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, facility_id: str
+    ) -> Redirect:
+        facility = await db.get(Facility, facility_id)
+        if facility is None or not may_edit_pool(viewer_for(request.user), facility.organisation_id):
+            raise PermissionDeniedException("Only the facility's own staff may confirm its counts.")
+        for pool in await pool_ops.confirm_counts(db, facility_id):
+            publish_pool(channels, pool)
+        return Redirect(path="/", status_code=303)

@@ -168,8 +168,9 @@ async def run_direct(dsn: str, pools: list[str], clients: int, holds: int, org_u
                     await conn.execute(
                         "INSERT INTO bed_hold (id, pool_id, facility_id, facility_org_id, beds, status, expires_at,"
                         " service_name, requested_by, requested_by_org, auto_confirmed, respond_by,"
-                        " flagged_unanswered, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'requested', $6,"
-                        " 'Bench police', $7, $8, false, $6, false, $9, $9)",
+                        " flagged_unanswered, created_at, updated_at, case_code)"
+                        " VALUES ($1, $2, $3, $4, $5, 'requested', $6, 'Bench police', $7, $8, false, $6, false,"
+                        " $9, $9, 'C-BENCH')",
                         hold_id,
                         pool_id,
                         facility_id,

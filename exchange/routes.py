@@ -9,13 +9,14 @@ def route_handlers() -> list[Any]:
     from exchange.api.auth import TokenController
     from exchange.api.beds import FacilityController, PoolController
     from exchange.api.holds import AgreementController, HoldController, OperationController
+    from exchange.api.ledger import CaseController, DisbursementController, FundController
     from exchange.pages.admin import AdminPages
     from exchange.pages.auth import AuthPages
     from exchange.pages.board import BoardPages
+    from exchange.pages.facility import FacilityPages
     from exchange.pages.holds import HoldPages
-    from exchange.stream import board_stream, json_stream
-    from exchange.api.ledger import CaseController, DisbursementController, FundController
     from exchange.pages.ledger import LedgerPages
+    from exchange.stream import board_stream, json_stream
 
     return [
         TokenController,
@@ -24,6 +25,7 @@ def route_handlers() -> list[Any]:
         json_stream,
         AuthPages,
         BoardPages,
+        FacilityPages,
         board_stream,
         AdminPages,
         CaseController,

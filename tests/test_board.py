@@ -175,3 +175,41 @@ async def test_staff_of_a_stale_facility_are_reminded_and_can_confirm(client, ne
         f"/facilities/{network.facilities['a'].id}/confirm", headers={"x-csrftoken": client.cookies["csrftoken"]}
     )
     assert refused.status_code == 403
+
+
+async def test_staff_set_counts_and_open_surge_beds_from_the_facility_page(client, network, sessionmaker) -> None:
+    from beds.models import BedPool
+
+    pool = network.pools["a"]
+    await login_page_session(client, "shelter_a")
+    page = await client.get(f"/facilities/{network.facilities['a'].id}")
+    assert "123 rue Secrète" in page.text  # its own staff see the address
+    assert f'action="/pools/{pool.id}/counts"' in page.text
+    csrf = {"x-csrftoken": client.cookies["csrftoken"]}
+    saved = await client.post(
+        f"/pools/{pool.id}/counts",
+        data={"capacity": "11", "occupied": "5", "out_of_service": "0", "version": "1"},
+        headers=csrf,
+    )
+    assert saved.status_code in (200, 303)
+    stale = await client.post(
+        f"/pools/{pool.id}/counts",
+        data={"capacity": "2", "occupied": "0", "out_of_service": "0", "version": "1"},
+        headers=csrf,
+    )
+    assert stale.status_code == 409
+    surge = await client.post(
+        f"/pools/{pool.id}/surge", data={"beds": "3", "hours": "12", "reason": "cold"}, headers=csrf
+    )
+    assert surge.status_code in (200, 303)
+    too_long = await client.post(f"/pools/{pool.id}/surge", data={"beds": "3", "hours": "9999"}, headers=csrf)
+    assert too_long.status_code == 422
+    async with sessionmaker() as session:
+        after = await session.get(BedPool, pool.id)
+    assert (after.capacity, after.occupied) == (14, 5)
+    # Another shelter's staff cannot use these forms on this pool.
+    await client.post("/logout", headers=csrf)
+    await login_page_session(client, "shelter_b")
+    csrf = {"x-csrftoken": client.cookies["csrftoken"]}
+    refused = await client.post(f"/pools/{pool.id}/surge", data={"beds": "3", "hours": "12"}, headers=csrf)
+    assert refused.status_code == 403

@@ -18,13 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds import pools as pool_ops
-from beds.board import CRITERIA, BoardFilter, get_listing, group_by_city, list_facilities, pool_history
+from beds.board import CRITERIA, BoardFilter, group_by_city, list_facilities
 from beds.models import PROVINCES, Facility
 from beds.timeutil import utcnow
 from beds.visibility import may_edit_pool
 from exchange.accounts import Role, User
 from exchange.auth import viewer_for
-from exchange.grants import reveal_address, viewer_with_grants
 from exchange.live import publish_pool
 from exchange.pages.nav import page_context
 from exchange.settings import Settings
@@ -33,6 +32,14 @@ from exchange.settings import Settings
 class AdjustForm(Struct):
     occupied_delta: int = 0
     out_of_service_delta: int = 0
+
+
+async def staffed_facility(db: AsyncSession, user: User, facility_id: str) -> Facility:
+    """The facility, if this user is one of its staff; 403 otherwise (every user may read every facility)."""
+    facility = await db.get(Facility, facility_id)
+    if facility is None or not may_edit_pool(viewer_for(user), facility.organisation_id):
+        raise PermissionDeniedException("Only the facility's own staff may change its counts.")
+    return facility
 
 
 async def own_facility_ids(db: AsyncSession, user: User) -> frozenset[str]:
@@ -98,29 +105,6 @@ class BoardPages(Controller):
             return HTMXBlockTemplate(template_name="board.html", block_name="board_list", context=context)
         return Template("board.html", context=context)
 
-    @get("/facilities/{facility_id:str}")
-    async def facility(
-        self, request: Request[User, str, object], db: AsyncSession, settings: Settings, facility_id: str
-    ) -> Template:
-        listing = await get_listing(db, facility_id, stale_after=settings.stale_after)
-        viewer, grants = await viewer_with_grants(db, request.user)
-        show_contact = await reveal_address(db, viewer, grants, listing.facility, "page")
-        can_edit = may_edit_pool(viewer, listing.facility.organisation_id)
-        history = {}
-        if can_edit:
-            history = {pool.id: await pool_history(db, pool.id, limit=10) for pool in listing.pools}
-        return Template(
-            "facility.html",
-            context=page_context(
-                request,
-                listing=listing,
-                show_contact=show_contact,
-                can_edit=can_edit,
-                history=history,
-                now=utcnow(),
-            ),
-        )
-
     @post("/pools/{pool_id:str}/adjust", status_code=200)
     async def adjust(
         self,
@@ -131,9 +115,7 @@ class BoardPages(Controller):
         data: Annotated[AdjustForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Template | Redirect:
         pool = await pool_ops.get_pool(db, pool_id)
-        facility = await db.get(Facility, pool.facility_id)
-        if facility is None or not may_edit_pool(viewer_for(request.user), facility.organisation_id):
-            raise PermissionDeniedException("Only the facility's own staff may change its counts.")
+        facility = await staffed_facility(db, request.user, pool.facility_id)
         pool = await pool_ops.adjust(
             db,
             pool_id,
@@ -148,14 +130,3 @@ class BoardPages(Controller):
             "fragments/pool_row.html",
             context={"pool": pool, "facility_id": facility.id, "can_edit": True},
         )
-
-    @post("/facilities/{facility_id:str}/confirm", status_code=303)
-    async def confirm_counts(
-        self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, facility_id: str
-    ) -> Redirect:
-        facility = await db.get(Facility, facility_id)
-        if facility is None or not may_edit_pool(viewer_for(request.user), facility.organisation_id):
-            raise PermissionDeniedException("Only the facility's own staff may confirm its counts.")
-        for pool in await pool_ops.confirm_counts(db, facility_id):
-            publish_pool(channels, pool)
-        return Redirect(path="/", status_code=303)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
 from litestar.params import Body
 from litestar.response import Redirect, Template
 from msgspec import Struct
@@ -64,6 +65,28 @@ class FacilityForm(Struct):
     accepts_trafficking: bool = False
     accepts_worker_referral: bool = False
     sobriety_required: bool = False
+
+
+class FacilityEditForm(Struct):
+    name: str
+    kind: str
+    province: str
+    city: str
+    area: str = ""
+    address: str = ""
+    intake_phone: str = ""
+    oncall_email: str = ""
+    security_level: str = "standard"
+    genders: str = "women"
+    age_min: int = 18
+    languages: str = "en,fr"
+    accepts_trafficking: bool = False
+    accepts_worker_referral: bool = False
+    sobriety_required: bool = False
+    asylum_seekers_only: bool = False
+    accessible: bool = False
+    children_accompanied: bool = False
+    active: bool = False
 
 
 class PoolForm(Struct):
@@ -154,6 +177,30 @@ class AdminPages(Controller):
         fields = {k: getattr(data, k) for k in data.__struct_fields__ if k != "organisation_id"}
         await facilities.create_facility(db, organisation_id=data.organisation_id, **fields)
         return Redirect(path="/admin", query_params={"notice": "facility_created"}, status_code=303)
+
+    @get("/facilities/{facility_id:str}")
+    async def edit_facility_page(self, request: Request, db: AsyncSession, facility_id: str) -> Template:
+        facility = await db.get(Facility, facility_id)
+        if facility is None:
+            raise NotFoundException("No such facility.")
+        orgs = (await db.execute(select(Organisation).order_by(Organisation.name))).scalars().all()
+        return Template(
+            "admin_facility.html",
+            context=page_context(request, facility=facility, orgs=orgs, provinces=PROVINCES),
+        )
+
+    @post("/facilities/{facility_id:str}", status_code=303)
+    async def edit_facility(
+        self, db: AsyncSession, facility_id: str, data: Annotated[FacilityEditForm, FORM]
+    ) -> Redirect:
+        fields = {k: getattr(data, k) for k in data.__struct_fields__}
+        # The address and phone are write-only here: the coalition manages facilities without reading
+        # where people sleep; an empty field keeps what the shelter gave.
+        for secret in ("address", "intake_phone"):
+            if not fields[secret]:
+                del fields[secret]
+        await facilities.update_facility(db, facility_id, **fields)
+        return Redirect(path="/admin", query_params={"notice": "facility_saved"}, status_code=303)
 
     @post("/facilities/{facility_id:str}/pools", status_code=303)
     async def add_pool(self, db: AsyncSession, facility_id: str, data: Annotated[PoolForm, FORM]) -> Redirect:

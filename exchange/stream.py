@@ -114,6 +114,10 @@ def _render_cached(socket: WebSocket, template: str, event: Event, locale: str, 
 
 FRAGMENT_RENDERERS["pool.updated"] = render_pool_row
 
+from exchange.pages.ledger_stream import render_disbursement  # noqa: E402  (imports this module's types)
+
+FRAGMENT_RENDERERS["ledger.disbursement"] = render_disbursement
+
 
 @websocket("/board/ws")
 async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:

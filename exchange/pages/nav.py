@@ -26,6 +26,11 @@ NAV_ENTRIES: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/operations", N_("Operations"), (Role.POLICE_PLANNER, Role.COORDINATOR)),
     ("/requests", N_("Hold requests"), (Role.SHELTER_STAFF,)),
     ("/agreements", N_("Agreements"), (Role.SHELTER_STAFF,)),
+    ("/ledger/request", N_("Fund request"), (Role.CASE_WORKER,)),
+    ("/ledger/inbox", N_("Approvals"), (Role.FUND_APPROVER,)),
+    ("/ledger/journal", N_("Journal"), (Role.AUDITOR,)),
+    ("/ledger/report", N_("Spending"), (Role.AUDITOR, Role.FUND_APPROVER, Role.NETWORK_ADMIN)),
+    ("/ledger/rules", N_("Fund rules"), (Role.NETWORK_ADMIN,)),
 ]
 
 

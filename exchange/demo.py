@@ -256,3 +256,9 @@ async def seed(session: AsyncSession, *, facilities_per_province: int | None = N
 from exchange.holds_demo import seed_holds  # noqa: E402
 
 DEMO_STEPS.append(seed_holds)
+
+
+# Emergency fund: a fund with a few weeks of history (exchange/pages/ledger_demo.py).
+from exchange.pages.ledger_demo import seed_ledger  # noqa: E402
+
+DEMO_STEPS.append(seed_ledger)

@@ -13,6 +13,7 @@ from alembic import op
 ${imports if imports else ""}
 
 import beds.timeutil
+import ledger.timeutil
 
 revision: str = ${repr(up_revision)}
 down_revision: str | None = ${repr(down_revision)}

@@ -229,5 +229,43 @@ async def _ledger_create_fund(database_url: str, name: str, currency: str) -> st
         await engine.dispose()
 
 
+@ledger.command("reconcile")
+@click.option("--fund", "fund_id", required=True, help="The fund's id.")
+@click.option("--from", "start", default=None, help="First day, YYYY-MM-DD (default: the 1st of this month).")
+@click.option("--to", "end", default=None, help="Last day included, YYYY-MM-DD (default: today).")
+def ledger_reconcile(fund_id: str, start: str | None, end: str | None) -> None:
+    """List every difference between the fund's journal and Stripe for the period; exit 1 if there is any."""
+    ok = asyncio.run(_ledger_reconcile(Settings.from_env(), fund_id, start, end))
+    sys.exit(0 if ok else 1)
+
+
+async def _ledger_reconcile(settings: Settings, fund_id: str, start: str | None, end: str | None) -> bool:
+    from exchange.api.stripe import client_for, period
+    from exchange.db import make_engine, make_sessionmaker
+    from ledger.reconcile import reconcile
+
+    first, last = period(start, end)
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            report = await reconcile(session, client_for(settings), fund_id, first, last)
+    finally:
+        await engine.dispose()
+    click.echo(f"fund {report.fund_id} {report.currency} from {report.start.isoformat()} to {report.end.isoformat()}")
+    for d in report.differences:
+        journal = "-" if d.journal_cents is None else str(d.journal_cents)
+        stripe_side = "-" if d.stripe_cents is None else str(d.stripe_cents)
+        at = d.at.isoformat() if d.at else "-"
+        click.echo(
+            f"{d.kind:<28} {d.object:<20} {d.stripe_id or '-':<32} journal {journal:>10} stripe {stripe_side:>10} "
+            f"{at} {d.entry_id or ''} {d.detail}".rstrip()
+        )
+    click.echo(
+        f"totals (cents): journal {report.journal_cents} stripe {report.stripe_cents} "
+        f"difference {report.difference_cents}; {report.matched} matched, {len(report.differences)} differences"
+    )
+    return report.ok
+
+
 if __name__ == "__main__":
     sys.exit(main())

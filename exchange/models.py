@@ -15,3 +15,4 @@ import ledger.models  # noqa: E402  (emergency fund: journal, disbursements, rul
 
 
 import beds.holds_models  # noqa: E402  (operations, holds, standing agreements)
+import ledger.stripe_models  # noqa: E402, F401  (cards, authorizations, card transactions, donations, Stripe events)

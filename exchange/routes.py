@@ -10,12 +10,14 @@ def route_handlers() -> list[Any]:
     from exchange.api.beds import FacilityController, PoolController
     from exchange.api.holds import AgreementController, HoldController, OperationController
     from exchange.api.ledger import CaseController, DisbursementController, FundController
+    from exchange.api.stripe import StripeCardController, fund_reconciliation, stripe_webhook
     from exchange.pages.admin import AdminPages
     from exchange.pages.auth import AuthPages
     from exchange.pages.board import BoardPages
     from exchange.pages.facility import FacilityPages
     from exchange.pages.holds import HoldPages
     from exchange.pages.ledger import LedgerPages
+    from exchange.pages.stripe import DonationPages, StripePages
     from exchange.stream import board_stream, json_stream
 
     return [
@@ -36,4 +38,9 @@ def route_handlers() -> list[Any]:
         HoldController,
         AgreementController,
         HoldPages,
+        stripe_webhook,
+        StripeCardController,
+        fund_reconciliation,
+        StripePages,
+        DonationPages,
     ]

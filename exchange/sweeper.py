@@ -44,3 +44,8 @@ async def run_sweeper(app: Litestar) -> None:
 from exchange.holds_live import sweep_expired_holds, sweep_unanswered_holds  # noqa: E402
 
 SWEEP_STEPS.extend([sweep_expired_holds, sweep_unanswered_holds])
+
+# Stripe: a virtual card past its validity is cancelled and its unspent commitment released.
+from exchange.api.stripe import sweep_expired_cards  # noqa: E402
+
+SWEEP_STEPS.append(sweep_expired_cards)

@@ -1,14 +1,16 @@
 """Paying an approved disbursement: the one seam both manual payments and Stripe Issuing cards go through.
 
-`post_payment` books the money: it posts the actual amount (debit the category's expense account, credit
-cash), voids the rest of the pending transfer, marks the request paid and records the payment and an audit
-event, all in one transaction under the fund lock.
+`post_payment` books a manual payment: it posts the actual amount (debit the category's expense account,
+credit cash), voids the rest of the pending transfer, marks the request paid and records the payment and an
+audit event, all in one transaction under the fund lock.
 
-`pay` chooses the method. For `stripe_card` it asks a `CardIssuer` for a card limited to the amount and
-the category first, then calls `post_payment` with the card's id as `external_id`. No issuer is wired
-yet (no Stripe key) so `stripe_card` answers 409 `stripe_not_configured`. The Stripe engineer implements
-`CardIssuer` (use the disbursement id as Stripe's idempotency key, so a retried `pay` never issues two
-cards) and passes it from the web shell; nothing else changes.
+`pay` chooses the method. For `stripe_card` it asks the `CardIssuer` (ledger/stripe_cards.py, passed in
+by the web shell when a Stripe key is configured) for a virtual card limited to the amount and the
+category, then attaches it (ledger/cards.py): the request stays approved and keeps its commitment until
+the card's captures post and the card is closed. Without an issuer `stripe_card` answers 409
+`stripe_not_configured`. One card per request: a retried `pay` finds the card and issues nothing (and the
+issuer's Stripe idempotency key is the disbursement id, so even a retry after a lost answer makes no
+second card).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit import record_event
+from ledger.cards import IssuedCard, attach_card, card_for_disbursement, merchant_categories
 from ledger.disbursements import get_disbursement, lock_disbursement
 from ledger.errors import Conflict, Invalid
 from ledger.journal import CASH_ACCOUNT, LineSpec, post_entry, release_funds, require_cents
 from ledger.models import Disbursement, Payment, Status
+from ledger.stripe_models import Card
 from ledger.timeutil import utcnow
 
 MANUAL = "manual"
@@ -34,16 +38,21 @@ METHODS = (MANUAL, STRIPE_CARD)
 
 
 class CardIssuer(Protocol):
-    async def issue_card(self, disbursement: Disbursement, amount_cents: int) -> str:
-        """Issue a virtual card for `amount_cents`, limited to the category's merchants; return its id."""
+    async def issue_card(self, session: AsyncSession, disbursement: Disbursement, amount_cents: int) -> IssuedCard:
+        """Issue a virtual card for `amount_cents`, limited to the category's merchants. May use `session`
+        for its own rows (the organisation's cardholder) and leaves no transaction open."""
         ...
+
+    async def cancel_card(self, stripe_card_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
 class PaymentResult:
-    payment: Payment
+    payment: Payment | None  # None while a card is open: the card's captures become the payment
     disbursement: Disbursement
     created: bool
+    card: Card | None = None
+    issued: IssuedCard | None = None  # only in the answer to the request that issued the card
 
 
 async def _payment_for_key(session: AsyncSession, user_id: str, key: str) -> Payment | None:
@@ -172,15 +181,12 @@ async def pay(
     request_hash: str | None = None,
     now: datetime | None = None,
 ) -> PaymentResult:
-    external_id = None
     if method == STRIPE_CARD:
         if card_issuer is None:
             raise Conflict("stripe_not_configured", "Card payments are not set up; record a manual payment.")
-        disbursement = await get_disbursement(session, disbursement_id)
-        if disbursement.status != Status.APPROVED:
-            raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
-        external_id = await card_issuer.issue_card(disbursement, amount_cents or disbursement.committed_cents)
-        await session.rollback()  # end the read before post_payment takes the fund lock
+        return await pay_by_card(
+            session, disbursement_id, amount_cents=amount_cents, actor_user_id=actor_user_id, issuer=card_issuer
+        )
     return await post_payment(
         session,
         disbursement_id,
@@ -188,8 +194,57 @@ async def pay(
         method,
         reference,
         actor_user_id=actor_user_id,
-        external_id=external_id,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         now=now,
     )
+
+
+async def pay_by_card(
+    session: AsyncSession,
+    disbursement_id: str,
+    *,
+    amount_cents: int | None,
+    actor_user_id: str,
+    issuer: CardIssuer,
+) -> PaymentResult:
+    disbursement = await get_disbursement(session, disbursement_id)
+    existing = await card_for_disbursement(session, disbursement_id)
+    if existing is not None:
+        await session.commit()  # nothing written; keep the loaded rows
+        return PaymentResult(None, disbursement, created=False, card=existing)
+    if disbursement.status != Status.APPROVED:
+        raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
+    limit = disbursement.committed_cents if amount_cents is None else require_cents(amount_cents)
+    if limit > disbursement.committed_cents:
+        raise Invalid(
+            "amount_exceeds_approved",
+            "The payment is more than was approved.",
+            approved_cents=disbursement.committed_cents,
+        )
+    merchant_categories(disbursement.category)  # `other` is refused before anything reaches Stripe
+    issued = await issuer.issue_card(session, disbursement, limit)
+    await session.rollback()
+    try:
+        card = await attach_card(
+            session,
+            disbursement_id,
+            stripe_card_id=issued.stripe_card_id,
+            stripe_cardholder_id=issued.stripe_cardholder_id,
+            last4=issued.last4,
+            limit_cents=limit,
+            actor_user_id=actor_user_id,
+        )
+    except Conflict as exc:
+        if exc.code == "card_exists":  # a concurrent pay attached the same card (same idempotency key)
+            winner = await card_for_disbursement(session, disbursement_id)
+            current = await get_disbursement(session, disbursement_id)
+            await session.commit()
+            return PaymentResult(None, current, created=False, card=winner)
+        # The request was cancelled or rejected while Stripe made the card: the card must not stay usable.
+        await issuer.cancel_card(issued.stripe_card_id)
+        raise
+    current = await session.get(Disbursement, disbursement_id, populate_existing=True)
+    await session.commit()
+    assert current is not None
+    return PaymentResult(None, current, created=True, card=card, issued=issued)

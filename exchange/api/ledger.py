@@ -35,6 +35,7 @@ from exchange.auth import requires_roles
 from exchange.live import Audience, publish
 from exchange.settings import Settings
 from ledger import cases, disbursements, journal, payments, verify
+from ledger.cards import IssuedCard
 from ledger.chain import body_hash
 from ledger.disbursements import LedgerViewer, Requester
 from ledger.errors import Forbidden, Invalid
@@ -42,6 +43,7 @@ from ledger.journal import EntryView
 from ledger.models import Disbursement, Payment
 from ledger.payments import CardIssuer
 from ledger.rules import Approver
+from ledger.stripe_models import Card
 
 DISBURSEMENT_EVENT = "ledger.disbursement"
 
@@ -327,8 +329,8 @@ class DisbursementController(Controller):
         settings: Settings,
         disbursement_id: str,
         data: PayRequest,
-    ) -> DisbursementOut:
-        done = await pay_as(
+    ) -> Response:
+        result = await pay_as_result(
             db,
             request.user,
             disbursement_id,
@@ -339,8 +341,27 @@ class DisbursementController(Controller):
             idempotency_key=idempotency_key(request),
             request_hash=hash_body(data, disbursement_id=disbursement_id),
         )
+        done = result.disbursement
         await publish_disbursement(channels, db, done, "status")
-        return await disbursement_out(db, done)
+        body = msgspec.to_builtins(await disbursement_out(db, done))
+        if result.card is not None:
+            # The card's number and CVC appear here once, in the answer that issued it, and nowhere else.
+            body["card"] = card_payload(result.card, result.issued)
+        return Response(body)
+
+
+def card_payload(card: Card, issued: IssuedCard | None) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "id": card.stripe_card_id,
+        "last4": card.last4,
+        "status": card.status,
+        "limit_cents": card.limit_cents,
+        "captured_cents": card.captured_cents,
+        "valid_until": card.expires_at.isoformat(),
+    }
+    if issued is not None and issued.number:
+        payload.update(number=issued.number, cvc=issued.cvc, exp_month=issued.exp_month, exp_year=issued.exp_year)
+    return payload
 
 
 async def pay_as(
@@ -355,13 +376,39 @@ async def pay_as(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> Disbursement:
+    result = await pay_as_result(
+        db,
+        user,
+        disbursement_id,
+        method=method,
+        amount_cents=amount_cents,
+        reference=reference,
+        settings=settings,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    return result.disbursement
+
+
+async def pay_as_result(
+    db: AsyncSession,
+    user: User,
+    disbursement_id: str,
+    *,
+    method: str,
+    amount_cents: int | None,
+    reference: str,
+    settings: Settings,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> payments.PaymentResult:
     """Approvers and the requester may pay; anyone else does not see the request at all."""
     viewer = ledger_viewer(user)
     found = await disbursements.visible_disbursement(db, disbursement_id, viewer)
     if not (viewer.is_approver or found.requester_id == user.id):
         raise Forbidden("forbidden", "Only an approver or the requester records a payment.")
     await db.rollback()  # end the read; the payment takes the fund lock in a transaction of its own
-    result = await payments.pay(
+    return await payments.pay(
         db,
         disbursement_id,
         method=method,
@@ -372,4 +419,3 @@ async def pay_as(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
-    return result.disbursement

@@ -303,9 +303,7 @@ async def post_entry(
     )
     await session.flush()
     for line in lines:
-        delta = (
-            line.amount_cents if line.side == NORMAL_SIDE[account_map[line.account_code][1]] else -line.amount_cents
-        )
+        delta = line.amount_cents if line.side == NORMAL_SIDE[account_map[line.account_code][1]] else -line.amount_cents
         moved = (
             await session.execute(
                 update(AccountBalance)

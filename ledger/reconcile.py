@@ -182,7 +182,8 @@ async def reconcile(
                 raise stripe_failure(exc) from exc
         donation = donations.get(intent or "")
         metadata = getattr(source, "metadata", None) if not isinstance(source, str) else None
-        ours_by_metadata = bool(metadata) and metadata.get("fund_id") == fund_id  # type: ignore[union-attr]
+        # StripeObject is not a dict: no .get().
+        ours_by_metadata = metadata is not None and "fund_id" in metadata and metadata["fund_id"] == fund_id
         if donation is None and not ours_by_metadata:
             continue
         at = _at(bt.created)

@@ -125,3 +125,11 @@ async def journal_count(sessionmaker: async_sessionmaker, fund_id: str) -> int:
 
 async def event_count(sessionmaker: async_sessionmaker) -> int:
     return await count(sessionmaker, StripeEvent)
+
+
+async def donate(http: httpx.AsyncClient, fund_id: str, amount: str) -> httpx.Response:
+    """The donor's browser: no login, the page's CSRF cookie and token, the form."""
+    page = await http.get(f"/donate/{fund_id}")
+    assert page.status_code == 200, page.text
+    token = page.cookies.get("csrftoken") or http.cookies.get("csrftoken")
+    return await http.post(f"/donate/{fund_id}", data={"amount": amount, "_csrf_token": token})

@@ -211,6 +211,18 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/ledger/requests/{disbursement_id}/cancel"): ONLY("worker").but(worker_plain=404, dual=403),
     ("POST", "/api/v1/disbursements/{disbursement_id}/pay"): ONLY("worker", *APPROVERS).but(worker_plain=404),
     ("POST", "/ledger/requests/{disbursement_id}/pay"): ONLY("worker", *APPROVERS).but(worker_plain=404),
+    # --- Stripe: cards, donations, reconciliation, the webhook ----------------------------------------------
+    ("GET", "/api/v1/disbursements/{disbursement_id}/card"): ONLY(*DISBURSEMENT_READERS, denied=404),
+    ("POST", "/api/v1/disbursements/{disbursement_id}/card/close"): ONLY("worker", *APPROVERS).but(worker_plain=404),
+    ("GET", "/stripe/cards"): PAGE(ONLY(*CASE_WORKERS, *APPROVERS)),
+    ("POST", "/stripe/cards/{disbursement_id}/issue"): ONLY("worker", *APPROVERS).but(worker_plain=404),
+    ("POST", "/stripe/cards/{disbursement_id}/close"): ONLY("worker", *APPROVERS).but(worker_plain=404),
+    ("GET", "/api/v1/funds/{fund_id}/reconciliation"): ONLY("auditor"),
+    ("GET", "/stripe/reconcile"): PAGE(ONLY("auditor")),
+    ("GET", "/donate/{fund_id}"): PUBLIC(),  # donors have no account
+    ("POST", "/donate/{fund_id}"): PUBLIC(),
+    ("GET", "/donate/{fund_id}/thanks"): PUBLIC(),
+    ("POST", "/webhooks/stripe"): PUBLIC(),  # Stripe's signature is the credential
     # --- network admin --------------------------------------------------------------------------------------
     ("GET", "/admin"): PAGE(ONLY("admin")),
     ("POST", "/admin/organisations"): ONLY("admin"),
@@ -451,6 +463,7 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         "/ledger/requests/{disbursement_id}/pay": {"amount": "999999999"},
         "/ledger/rules": {"fund_id": ids["fund_id"], "document": "{"},
         "/ledger/rules/preview": {"fund_id": ids["fund_id"], "document": "{"},
+        "/donate/{fund_id}": {"amount": "10"},
         "/admin/organisations": {"name": "", "kind": "nope"},
         "/admin/users": {"username": ""},
         "/admin/facilities": {"name": ""},

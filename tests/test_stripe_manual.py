@@ -53,5 +53,5 @@ async def test_without_a_webhook_secret_no_event_is_accepted(
     client: AsyncTestClient, sessionmaker: async_sessionmaker
 ) -> None:
     response = await client.post("/webhooks/stripe", content=b'{"id": "evt_1", "type": "checkout.session.completed"}')
-    assert response.status_code == 503 and response.json()["error"] == "stripe_not_configured"
+    assert response.status_code == 400 and response.json()["error"] == "stripe_not_configured"
     assert await count(sessionmaker, StripeEvent) == 0

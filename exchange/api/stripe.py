@@ -79,7 +79,8 @@ def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | Non
 async def stripe_webhook(request: Request, db: AsyncSession, settings: Settings) -> Response:
     """Verify, store once, process. A bad signature is 400 `invalid_signature` and nothing is stored."""
     if not settings.stripe_webhook_secret:
-        return _json({"error": "stripe_not_configured", "detail": "No webhook secret is configured."}, 503)
+        # Nothing can be verified without the secret, so nothing is accepted (Stripe retries later).
+        return _json({"error": "stripe_not_configured", "detail": "No webhook secret is configured."}, 400)
     payload = await request.body()
     try:
         event = stripe_events.verify(payload, request.headers.get("stripe-signature"), settings.stripe_webhook_secret)
@@ -152,7 +153,7 @@ async def close_card_as(db: AsyncSession, user: User, disbursement_id: str, sett
         raise Forbidden("forbidden", "Only an approver or the requester closes a card.")
     card = await cards.card_for_disbursement(db, disbursement_id)
     if card is None:
-        raise NotFound("no_card", "No card was issued for this request.")
+        raise Conflict("no_card", "No card was issued for this request.")
     stripe_card_id, is_open = card.stripe_card_id, card.status == "open"
     await db.rollback()
     if is_open:
@@ -169,12 +170,13 @@ class StripeCardController(Controller):
     tags = ["ledger"]
 
     @get("/")
-    async def get_card(self, request: Request[User, str, object], db: AsyncSession, disbursement_id: str) -> CardOut:
+    async def get_card(
+        self, request: Request[User, str, object], db: AsyncSession, disbursement_id: str
+    ) -> CardOut | None:
+        """The request's card, or null while none was issued (the request exists; only its card does not)."""
         await disbursements.visible_disbursement(db, disbursement_id, ledger_viewer(request.user))
         card = await cards.card_for_disbursement(db, disbursement_id)
-        if card is None:
-            raise NotFound("no_card", "No card was issued for this request.")
-        return await card_out(db, card)
+        return None if card is None else await card_out(db, card)
 
     @post("/close", status_code=200, guards=[requires_roles(Role.FUND_APPROVER, Role.CASE_WORKER)])
     async def close(

@@ -33,6 +33,7 @@ from litestar.static_files import create_static_files_router
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.template.config import TemplateConfig
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import BedsError
@@ -210,8 +211,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             NotAuthorizedException: errors.not_authorized,
             PermissionDeniedException: errors.permission_denied,
             HTTPException: errors.http_error,
+            OverflowError: errors.out_of_range,
+            DBAPIError: errors.database_error,
             Exception: errors.internal_error,
         },
         lifespan=[lifespan],
+        on_startup=[errors.document_error_responses],
         debug=settings.debug,
     )

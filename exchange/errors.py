@@ -67,7 +67,10 @@ def validation_error(request: Request, exc: ValidationException) -> Response:
 
 
 def not_authorized(request: Request, exc: NotAuthorizedException) -> Response:
-    if not wants_json(request) and request.method == "GET" and not request.headers.get("hx-request"):
+    # A browser without a session goes to the login page; a caller with a bad bearer token is an API
+    # client (and would loop: the login page would refuse the same header again), so it gets the 401.
+    is_browser = not request.headers.get("hx-request") and "authorization" not in request.headers
+    if not wants_json(request) and request.method == "GET" and is_browser:
         return Redirect(path="/login", query_params={"next": request.url.path})
     return error_response(request, 401, "unauthorized", exc.detail or _("Log in first."))
 
@@ -91,3 +94,55 @@ def internal_error(request: Request, exc: Exception) -> Response:
     return error_response(
         request, HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "Something went wrong on our side."
     )
+
+
+ERROR_STATUSES = ("400", "401", "403", "404", "409", "422", "429")
+
+
+def document_error_responses(app: Any) -> None:
+    """Describe the API's real error body, `{"error", "detail", ...}`, in the OpenAPI document.
+
+    Litestar documents a 400 as its own ValidationException shape; clients (and schemathesis) must see the
+    shape this app actually answers with, for every error status an API operation can return.
+    """
+    from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Reference, Schema
+
+    openapi = app.openapi_schema
+    components = openapi.components
+    if components.schemas is None:
+        components.schemas = {}
+    components.schemas["Error"] = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["error", "detail"],
+        properties={"error": Schema(type=OpenAPIType.STRING), "detail": Schema(type=OpenAPIType.STRING)},
+    )
+    for path, item in (openapi.paths or {}).items():
+        # Pages answer an error page (JSON only when asked with Accept: application/json).
+        is_api = path.startswith(("/api/", "/webhooks/"))
+        content = {"application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Error"))}
+        if not is_api:
+            content = {"text/html": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)), **content}
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            responses = operation.responses if operation.responses is not None else {}
+            for status in ERROR_STATUSES:
+                responses[status] = OpenAPIResponse(
+                    description=STATUS_CODE.get(int(status), "error").replace("_", " ").capitalize(),
+                    content=content,
+                )
+            operation.responses = responses
+
+
+def out_of_range(request: Request, exc: Exception) -> Response:
+    """A number too large for the database column is bad input (400), not a crash (500)."""
+    return error_response(request, 400, "invalid_body", "A number is out of range.")
+
+
+def database_error(request: Request, exc: Exception) -> Response:
+    """PostgreSQL refuses an out-of-range integer with a DataError: bad input as well. Anything else is a 500."""
+    orig = getattr(exc, "orig", None)
+    if type(orig).__name__ == "DataError" or ("out of" in str(orig) and "range" in str(orig)):
+        return out_of_range(request, exc)
+    return internal_error(request, exc)

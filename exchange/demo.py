@@ -252,6 +252,7 @@ async def seed(session: AsyncSession, *, facilities_per_province: int | None = N
         await step(session, net)
     return net
 
+
 # Holds: standing agreements and a police operation with its holds (exchange/holds_demo.py).
 from exchange.holds_demo import seed_holds  # noqa: E402
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 from contextvars import ContextVar
-from functools import lru_cache
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale

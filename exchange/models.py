@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-import beds.audit
-import beds.models
-import exchange.accounts
+import beds.audit  # confidential address releases
+import beds.holds_models  # operations, holds, standing agreements
+import beds.models  # facilities, pools, pool history, surge beds
+import exchange.accounts  # organisations, users, API tokens
+import ledger.models  # funds, journal, balances, disbursements, approvals, rules, audit events
+import ledger.stripe_models  # cards, authorizations, card transactions, donations, Stripe events
 
 metadata = SQLModel.metadata
-__all__ = ["beds", "exchange", "metadata"]
-
-import ledger.models  # noqa: E402  (emergency fund: journal, disbursements, rules, audit)
-
-
-import beds.holds_models  # noqa: E402  (operations, holds, standing agreements)
-import ledger.stripe_models  # noqa: E402, F401  (cards, authorizations, card transactions, donations, Stripe events)
+__all__ = ["beds", "exchange", "ledger", "metadata"]

@@ -259,7 +259,7 @@ from exchange.holds_demo import seed_holds  # noqa: E402
 DEMO_STEPS.append(seed_holds)
 
 
-# Emergency fund: a fund with a few weeks of history (exchange/pages/ledger_demo.py).
-from exchange.pages.ledger_demo import seed_ledger  # noqa: E402
+# Emergency fund: a fund with a few weeks of history (exchange/ledger_demo.py).
+from exchange.ledger_demo import seed_ledger  # noqa: E402
 
 DEMO_STEPS.append(seed_ledger)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 54dd6054a440
+Revision ID: 76b9365cf973
 Revises:
-Create Date: 2026-11-27 18:35:30.454430
+Create Date: 2026-11-27 18:56:24.588114
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 import beds.timeutil
 import ledger.timeutil
 
-revision: str = "54dd6054a440"
+revision: str = "76b9365cf973"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -50,6 +50,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
     )
     op.create_table(
+        "ledger_stripe_cardholder",
+        sa.Column("org_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("stripe_cardholder_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("org_id"),
+        sa.UniqueConstraint("stripe_cardholder_id"),
+    )
+    op.create_table(
         "organisation",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -59,6 +67,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
+    op.create_table(
+        "stripe_event",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("type", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("api_version", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("livemode", sa.Boolean(), nullable=False),
+        sa.Column("created", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("result", sa.JSON(), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("stripe_event", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_stripe_event_type"), ["type"], unique=False)
+
     op.create_table(
         "facility",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -364,6 +388,68 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_ledger_approval_disbursement_id"), ["disbursement_id"], unique=False)
 
     op.create_table(
+        "ledger_card",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("disbursement_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("fund_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("stripe_card_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("stripe_cardholder_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("last4", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("category", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("limit_cents", sa.BigInteger(), nullable=False),
+        sa.Column("captured_cents", sa.BigInteger(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("closed_reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("issued_by_user_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("closed_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("status IN ('open', 'closed')", name="ck_ledger_card_status"),
+        sa.CheckConstraint("limit_cents > 0", name="ck_ledger_card_limit_positive"),
+        sa.ForeignKeyConstraint(
+            ["disbursement_id"],
+            ["ledger_disbursement.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["fund_id"],
+            ["ledger_fund.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("disbursement_id"),
+        sa.UniqueConstraint("stripe_card_id"),
+    )
+    with op.batch_alter_table("ledger_card", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ledger_card_fund_id"), ["fund_id"], unique=False)
+
+    op.create_table(
+        "ledger_donation",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("fund_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("checkout_session_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("payment_intent_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("entry_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("created_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("paid_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("amount_cents > 0", name="ck_ledger_donation_positive"),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["ledger_journal_entry.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["fund_id"],
+            ["ledger_fund.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("checkout_session_id"),
+    )
+    with op.batch_alter_table("ledger_donation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ledger_donation_fund_id"), ["fund_id"], unique=False)
+
+    op.create_table(
         "ledger_journal_line",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("entry_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -463,6 +549,64 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("allocation", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_allocation_operation_id"), ["operation_id"], unique=False)
+
+    op.create_table(
+        "ledger_card_authorization",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("card_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("stripe_card_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("merchant_category", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("approved", sa.Boolean(), nullable=False),
+        sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("held_cents", sa.BigInteger(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["card_id"],
+            ["ledger_card.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("ledger_card_authorization", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ledger_card_authorization_card_id"), ["card_id"], unique=False)
+
+    op.create_table(
+        "ledger_card_transaction",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("card_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("fund_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("disbursement_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("amount_cents", sa.BigInteger(), nullable=False),
+        sa.Column("currency", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("authorization_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("balance_transaction_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("entry_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("created_at", ledger.timeutil.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint("amount_cents > 0", name="ck_ledger_card_txn_positive"),
+        sa.ForeignKeyConstraint(
+            ["card_id"],
+            ["ledger_card.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["disbursement_id"],
+            ["ledger_disbursement.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["entry_id"],
+            ["ledger_journal_entry.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["fund_id"],
+            ["ledger_fund.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("ledger_card_transaction", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ledger_card_transaction_card_id"), ["card_id"], unique=False)
+        batch_op.create_index("ix_ledger_card_txn_fund_created", ["fund_id", "created_at"], unique=False)
 
     op.create_table(
         "operation_need",
@@ -678,6 +822,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_operation_need_operation_id"))
 
     op.drop_table("operation_need")
+    with op.batch_alter_table("ledger_card_transaction", schema=None) as batch_op:
+        batch_op.drop_index("ix_ledger_card_txn_fund_created")
+        batch_op.drop_index(batch_op.f("ix_ledger_card_transaction_card_id"))
+
+    op.drop_table("ledger_card_transaction")
+    with op.batch_alter_table("ledger_card_authorization", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_card_authorization_card_id"))
+
+    op.drop_table("ledger_card_authorization")
     with op.batch_alter_table("allocation", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_allocation_operation_id"))
 
@@ -692,6 +845,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ledger_journal_line_account_id"))
 
     op.drop_table("ledger_journal_line")
+    with op.batch_alter_table("ledger_donation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_donation_fund_id"))
+
+    op.drop_table("ledger_donation")
+    with op.batch_alter_table("ledger_card", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_card_fund_id"))
+
+    op.drop_table("ledger_card")
     with op.batch_alter_table("ledger_approval", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_approval_disbursement_id"))
 
@@ -743,7 +904,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_facility_organisation_id"))
 
     op.drop_table("facility")
+    with op.batch_alter_table("stripe_event", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_stripe_event_type"))
+
+    op.drop_table("stripe_event")
     op.drop_table("organisation")
+    op.drop_table("ledger_stripe_cardholder")
     op.drop_table("ledger_fund")
     with op.batch_alter_table("ledger_case", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_case_lead_org_id"))

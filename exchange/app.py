@@ -99,7 +99,9 @@ def provide_settings(state: State) -> Settings:
     return state.settings
 
 
-def set_request_locale(request: Request) -> None:
+async def set_request_locale(request: Request) -> None:
+    # Async on purpose: Litestar runs a sync hook in a worker thread, where setting the context
+    # variable would never reach the handler and its template.
     user = request.scope.get("user")
     i18n.set_locale(i18n.negotiate(user.locale if user else None, request.headers.get("accept-language")))
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beds import pools as pool_ops
 from beds.board import BoardFilter, get_listing, list_facilities, pool_history
 from beds.errors import Invalid
-from beds.models import Facility
+from beds.models import Facility, FacilityKind
 from beds.visibility import may_edit_pool
 from exchange.accounts import Role, User
 from exchange.api.schemas import (
@@ -45,6 +45,9 @@ class FacilityController(Controller):
     ) -> list[FacilityOut]:
         if min_free < 0:
             raise Invalid("invalid_filter", "min_free cannot be negative.")
+        if kind and kind not in FacilityKind.__members__.values():
+            # PostgreSQL refuses an unknown enum value with an error: answer 422, not 500.
+            raise Invalid("invalid_filter", "Unknown facility kind.")
         listings = await list_facilities(
             db,
             BoardFilter(province=province, city=city, profile=profile, kind=kind, min_free=min_free),

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds import pools as pool_ops
 from beds.board import CRITERIA, BoardFilter, group_by_city, list_facilities
-from beds.models import PROVINCES, Facility
+from beds.models import PROVINCES, Facility, FacilityKind
 from beds.timeutil import utcnow
 from beds.visibility import may_edit_pool
 from exchange.accounts import Role, User
@@ -73,7 +73,8 @@ class BoardPages(Controller):
             province=province or None,
             city=city or None,
             profile=profile or None,
-            kind=kind or None,
+            # An unknown kind matches nothing (and must not reach PostgreSQL's enum as an error).
+            kind=kind if kind in FacilityKind.__members__.values() else None,
             criteria=frozenset(c for c in criteria or [] if c in CRITERIA),
             min_free=1 if only_free else 0,
         )

@@ -39,7 +39,7 @@ ACTIVE = ("requested", "confirmed")
 # FINDING (reported, not fixed here: exchange/api/ledger.py is being edited by the ledger/Stripe engineers):
 # GET /api/v1/funds/{fund_id}/journal is annotated `-> Response`, so the schema says "object" while it answers
 # a JSON list (or CSV). Every other check still runs on it; only the body-shape check is left out.
-KNOWN_SCHEMA_GAPS = {("GET", "/api/v1/funds/{fund_id}/journal")}
+KNOWN_SCHEMA_GAPS: set[tuple[str, str]] = set()
 STATUSES: dict[tuple[str, str], set[int]] = {}
 
 

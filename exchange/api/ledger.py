@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.channels import ChannelsPlugin
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -219,15 +219,15 @@ class FundController(Controller):
         request: Request[User, str, object],
         db: AsyncSession,
         fund_id: str,
-        start: Annotated[str | None, Parameter(query="from")] = None,
-        end: Annotated[str | None, Parameter(query="to")] = None,
-    ) -> Response:
+        start: Annotated[str | None, QueryParameter(name="from")] = None,
+        end: Annotated[str | None, QueryParameter(name="to")] = None,
+    ) -> Response[list[EntryOut]]:
         fund = await journal.get_fund(db, fund_id)
         views = await journal.list_entries(
             db, fund_id, start=parse_bound(start, end=False), end=parse_bound(end, end=True)
         )
         if "text/csv" in request.headers.get("accept", ""):
-            return Response(
+            return Response(  # type: ignore[return-value]  (the same entries, as CSV)
                 journal_csv(views, fund.currency),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="journal-{fund_id}.csv"'},

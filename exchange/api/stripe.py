@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import msgspec
 import structlog
 from litestar import Controller, Litestar, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.accounts import Organisation, Role, User
@@ -226,8 +226,8 @@ async def fund_reconciliation(
     db: AsyncSession,
     settings: Settings,
     fund_id: str,
-    start: Annotated[str | None, Parameter(query="from")] = None,
-    end: Annotated[str | None, Parameter(query="to")] = None,
+    start: Annotated[str | None, QueryParameter(name="from")] = None,
+    end: Annotated[str | None, QueryParameter(name="to")] = None,
 ) -> dict[str, Any]:
     first, last = period(start, end)
     report = await reconcile.reconcile(db, client_for(settings), fund_id, first, last)

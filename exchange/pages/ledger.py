@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, get, post
 from litestar.channels import ChannelsPlugin
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -266,9 +266,9 @@ class LedgerPages(Controller):
         self,
         request: Request[User, str, object],
         db: AsyncSession,
-        fund_id: Annotated[str | None, Parameter(query="fund")] = None,
-        start: Annotated[str | None, Parameter(query="from")] = None,
-        end: Annotated[str | None, Parameter(query="to")] = None,
+        fund_id: Annotated[str | None, QueryParameter(name="fund")] = None,
+        start: Annotated[str | None, QueryParameter(name="from")] = None,
+        end: Annotated[str | None, QueryParameter(name="to")] = None,
     ) -> Template:
         funds, fund = await _fund_choice(db, fund_id)
         entries = []
@@ -297,9 +297,9 @@ class LedgerPages(Controller):
     async def journal_export(
         self,
         db: AsyncSession,
-        fund_id: Annotated[str, Parameter(query="fund")],
-        start: Annotated[str | None, Parameter(query="from")] = None,
-        end: Annotated[str | None, Parameter(query="to")] = None,
+        fund_id: Annotated[str, QueryParameter(name="fund")],
+        start: Annotated[str | None, QueryParameter(name="from")] = None,
+        end: Annotated[str | None, QueryParameter(name="to")] = None,
     ) -> Response:
         fund = await journal.get_fund(db, fund_id)
         views = await journal.list_entries(
@@ -316,7 +316,7 @@ class LedgerPages(Controller):
         self,
         request: Request[User, str, object],
         db: AsyncSession,
-        fund_id: Annotated[str | None, Parameter(query="fund")] = None,
+        fund_id: Annotated[str | None, QueryParameter(name="fund")] = None,
     ) -> Template:
         funds, fund = await _fund_choice(db, fund_id)
         report = await reports.spending_report(db, fund.id) if fund else None
@@ -331,7 +331,7 @@ class LedgerPages(Controller):
         self,
         request: Request[User, str, object],
         db: AsyncSession,
-        fund_id: Annotated[str | None, Parameter(query="fund")] = None,
+        fund_id: Annotated[str | None, QueryParameter(name="fund")] = None,
         saved: int | None = None,
     ) -> Template:
         funds, fund = await _fund_choice(db, fund_id)

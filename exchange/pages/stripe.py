@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy import select
@@ -122,8 +122,8 @@ class StripePages(Controller):
         db: AsyncSession,
         settings: Settings,
         fund: str | None = None,
-        start: Annotated[str | None, Parameter(query="from")] = None,
-        end: Annotated[str | None, Parameter(query="to")] = None,
+        start: Annotated[str | None, QueryParameter(name="from")] = None,
+        end: Annotated[str | None, QueryParameter(name="to")] = None,
     ) -> Template:
         funds = await journal.list_funds(db)
         chosen = fund or (funds[0].id if funds else None)

@@ -53,8 +53,16 @@ async def _accept_or_refuse(socket: WebSocket) -> User | None:
     return user
 
 
-async def _pump(socket: WebSocket, channels: ChannelsPlugin, on_event: Callable[[bytes], Awaitable[None]]) -> None:
+async def _pump(
+    socket: WebSocket,
+    channels: ChannelsPlugin,
+    on_event: Callable[[bytes], Awaitable[None]],
+    hello: str | None = None,
+) -> None:
     async with channels.start_subscription([CHANNEL]) as subscriber, subscriber.run_in_background(on_event):
+        if hello is not None:
+            # Sent once the subscription exists: from here on, the page misses no change.
+            await socket.send_text(hello)
         try:
             while True:
                 await socket.receive_data(mode="text")  # only to notice the client leaving
@@ -114,6 +122,10 @@ def _render_cached(socket: WebSocket, template: str, event: Event, locale: str, 
 
 FRAGMENT_RENDERERS["pool.updated"] = render_pool_row
 
+# What part of a page each kind of event updates. A page names the parts it shows in the socket URL
+# (`/board/ws?views=pools,holds`), so a ledger page is not sent every bed count of the network.
+VIEW_OF_KIND: dict[str, str] = {"pool.updated": "pools", "hold.updated": "holds", "ledger.disbursement": "ledger"}
+
 from exchange.pages.ledger_stream import render_disbursement  # noqa: E402  (imports this module's types)
 
 FRAGMENT_RENDERERS["ledger.disbursement"] = render_disbursement
@@ -130,6 +142,7 @@ async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
             .scalars()
             .all()
         )
+    views = frozenset(v for v in socket.query_params.get("views", "").split(",") if v)
     ctx = BoardContext(
         viewer=viewer_for(user),
         locale=i18n.negotiate(user.locale, socket.headers.get("accept-language")),
@@ -141,8 +154,12 @@ async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
         renderer = FRAGMENT_RENDERERS.get(event.kind)
         if renderer is None or not event.audience.admits(ctx.viewer):
             return
+        if views and VIEW_OF_KIND.get(event.kind) not in views:
+            return
         html = renderer(event, ctx, socket)
         if html:
             await socket.send_text(html)
 
-    await _pump(socket, channels, on_event)
+    i18n.set_locale(ctx.locale)
+    hello = socket.app.template_engine.engine.get_template("fragments/live_status.html").render()  # type: ignore[union-attr]
+    await _pump(socket, channels, on_event, hello)

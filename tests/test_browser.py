@@ -76,11 +76,9 @@ class Visitor:
         await self.page.screenshot(path=str(ARTIFACTS / f"{step}.png"), full_page=True)
 
     async def live(self) -> None:
-        """Wait until the page's board socket is open, and the server has had time to subscribe it."""
+        """Wait until the page's board socket is subscribed: the server then shows the "Live" badge."""
         await self.page.wait_for_function("window.__wsOpen >= 1", timeout=EXPECT_TIMEOUT_MS)
-        # The browser sees the socket open as soon as it is accepted; the server subscribes it to the channel
-        # right after (one small query). There is no signal for that second step, so leave it a moment.
-        await self.page.wait_for_timeout(300)
+        await expect(self.page.locator("#live-status.on")).to_be_visible()
 
     async def mark(self) -> None:
         await self.page.evaluate("window.__marker = 1")

@@ -61,12 +61,17 @@ async def test_board_socket_sends_html_rows_to_swap(live_server, network) -> Non
         async with websockets.connect(
             ws_url(live_server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": live_server.url}
         ) as ws:
-            await asyncio.sleep(0.1)
+            # The first message says the page is live: the subscription exists, no change can be missed.
+            async with asyncio.timeout(3):
+                hello = await ws.recv()
+            assert 'id="live-status"' in hello and "Live" in hello
             await http.post(
                 f"/api/v1/pools/{pool.id}/adjust", json={"occupied_delta": 2}, headers=network["shelter_b"].headers
             )
             async with asyncio.timeout(3):
                 html = await ws.recv()
+                while f'id="pool-{pool.id}"' not in html:
+                    html = await ws.recv()
     assert f'id="pool-{pool.id}"' in html and 'hx-swap-oob="true"' in html
     assert "<strong>4</strong>" in html  # 8 - 4 occupied
     # shelter_b staffs this facility, so its row keeps the +1 / -1 buttons.

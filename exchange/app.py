@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from beds.errors import BedsError
 from exchange import errors, i18n, labels
 from exchange.auth import AuthMiddleware, RotatingSessionConfig, requires_login
 from exchange.db import make_engine, make_sessionmaker
+from exchange.hub import LiveHub
 from exchange.live import CHANNEL
 from exchange.pages.cards import FacilityCards
 from exchange.routes import route_handlers
@@ -160,15 +162,23 @@ def create_app(settings: Settings | None = None) -> Litestar:
         store="rate_limit",
     )
 
+    live_hub = LiveHub()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         task = asyncio.create_task(run_sweeper(app))
+        # Everything loaded so far (modules, templates, routes) lives as long as the process: keep it out
+        # of the garbage collector's full passes, which otherwise pause live delivery on a busy server.
+        if settings.gc_freeze:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await live_hub.stop()
             await engine.dispose()
 
     static = create_static_files_router(
@@ -182,6 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "engine": engine,
                 "sessionmaker": sessionmaker,
                 "facility_cards": FacilityCards(),
+                "live_hub": live_hub,
             }
         ),
         dependencies={"db": Provide(provide_db), "settings": Provide(provide_settings, sync_to_thread=False)},

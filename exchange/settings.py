@@ -37,6 +37,8 @@ class Settings:
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None
     max_request_bytes: int = 1_000_000
+    # Move what is loaded at startup out of the cyclic GC's reach (see app.py); on for served processes.
+    gc_freeze: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,6 +59,7 @@ class Settings:
             stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
+            gc_freeze=_bool(env.get("GC_FREEZE"), default=True),
         )
 
     @property

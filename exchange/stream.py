@@ -6,7 +6,7 @@ handlers authenticate on connect (the app guard), check the Origin, and filter e
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -20,7 +20,8 @@ from beds.visibility import Viewer
 from exchange import i18n
 from exchange.accounts import User
 from exchange.auth import viewer_for
-from exchange.live import CHANNEL, Event, decode_event
+from exchange.hub import Deliver, LiveHub
+from exchange.live import Event
 
 
 def origin_allowed(socket: WebSocket) -> bool:
@@ -53,21 +54,22 @@ async def _accept_or_refuse(socket: WebSocket) -> User | None:
     return user
 
 
-async def _pump(
-    socket: WebSocket,
-    channels: ChannelsPlugin,
-    on_event: Callable[[bytes], Awaitable[None]],
-    hello: str | None = None,
-) -> None:
-    async with channels.start_subscription([CHANNEL]) as subscriber, subscriber.run_in_background(on_event):
+async def _serve(socket: WebSocket, channels: ChannelsPlugin, deliver: Deliver, hello: str | None = None) -> None:
+    """Register the connection with the process's hub until the client leaves."""
+    hub: LiveHub = socket.app.state.live_hub
+    await hub.start(channels)
+    key = id(socket)
+    hub.add(key, deliver)
+    try:
         if hello is not None:
-            # Sent once the subscription exists: from here on, the page misses no change.
+            # Sent once the connection is registered: from here on, the page misses no change.
             await socket.send_text(hello)
-        try:
-            while True:
-                await socket.receive_data(mode="text")  # only to notice the client leaving
-        except WebSocketDisconnect:
-            return
+        while True:
+            await socket.receive_data(mode="text")  # only to notice the client leaving
+    except WebSocketDisconnect:
+        return
+    finally:
+        hub.remove(key)
 
 
 @websocket("/api/v1/stream")
@@ -77,12 +79,11 @@ async def json_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
         return
     viewer = viewer_for(user)
 
-    async def on_event(raw: bytes) -> None:
-        event = decode_event(raw)
+    async def deliver(event: Event) -> None:
         if event.audience.admits(viewer):
             await socket.send_text(event.payload_json)
 
-    await _pump(socket, channels, on_event)
+    await _serve(socket, channels, deliver)
 
 
 @dataclass(frozen=True)
@@ -149,8 +150,7 @@ async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
         own_facility_ids=own if "shelter_staff" in user.roles else frozenset(),
     )
 
-    async def on_event(raw: bytes) -> None:
-        event = decode_event(raw)
+    async def deliver(event: Event) -> None:
         renderer = FRAGMENT_RENDERERS.get(event.kind)
         if renderer is None or not event.audience.admits(ctx.viewer):
             return
@@ -162,4 +162,4 @@ async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
 
     i18n.set_locale(ctx.locale)
     hello = socket.app.template_engine.engine.get_template("fragments/live_status.html").render()  # type: ignore[union-attr]
-    await _pump(socket, channels, on_event, hello)
+    await _serve(socket, channels, deliver, hello)

@@ -141,8 +141,12 @@ def out_of_range(request: Request, exc: Exception) -> Response:
 
 
 def database_error(request: Request, exc: Exception) -> Response:
-    """PostgreSQL refuses an out-of-range integer with a DataError: bad input as well. Anything else is a 500."""
+    """PostgreSQL refuses an out-of-range integer with a DataError, and text with a NUL character as an
+    invalid byte sequence: both are bad input (400), refused before anything was written. Anything else is a 500.
+    """
     orig = getattr(exc, "orig", None)
+    if "invalid byte sequence" in str(orig) or "CharacterNotInRepertoire" in type(orig).__name__:
+        return error_response(request, 400, "invalid_text", "Text may not contain NUL characters.")
     if type(orig).__name__ == "DataError" or ("out of" in str(orig) and "range" in str(orig)):
         return out_of_range(request, exc)
     return internal_error(request, exc)

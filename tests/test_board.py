@@ -213,3 +213,15 @@ async def test_staff_set_counts_and_open_surge_beds_from_the_facility_page(clien
     csrf = {"x-csrftoken": client.cookies["csrftoken"]}
     refused = await client.post(f"/pools/{pool.id}/surge", data={"beds": "3", "hours": "12"}, headers=csrf)
     assert refused.status_code == 403
+
+
+async def test_text_with_a_nul_character_is_bad_input_not_a_crash(client, network) -> None:
+    """Found by schemathesis on PostgreSQL, which refuses NUL in text: 400, never a 500."""
+    response = await client.get(
+        "/api/v1/facilities", params={"city": "Mont\x00réal"}, headers=network["police"].headers
+    )
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert response.json()["error"] == "invalid_text"
+    else:
+        assert response.json() == []

@@ -17,6 +17,7 @@ def route_handlers() -> list[Any]:
     from exchange.pages.facility import FacilityPages
     from exchange.pages.holds import HoldPages
     from exchange.pages.ledger import LedgerPages
+    from exchange.pages.reports import ReportPages
     from exchange.pages.stripe import DonationPages, StripePages
     from exchange.stream import board_stream, json_stream
 
@@ -38,6 +39,7 @@ def route_handlers() -> list[Any]:
         HoldController,
         AgreementController,
         HoldPages,
+        ReportPages,
         stripe_webhook,
         StripeCardController,
         fund_reconciliation,

@@ -152,6 +152,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/pools/{pool_id}/surge"): ONLY("shelter_a"),
     ("POST", "/facilities/{facility_id}/confirm"): ONLY("shelter_a"),
     ("GET", "/requests"): PAGE(ONLY(*SHELTER_STAFF)),
+    ("GET", "/reports/occupancy"): PAGE(ONLY(*SHELTER_STAFF, "coordinator", "admin")),
     ("GET", "/agreements"): PAGE(ONLY(*SHELTER_STAFF)),
     # An agreement on shelter A's pool: only shelter A may offer its beds.
     ("POST", "/agreements"): ONLY("shelter_a"),

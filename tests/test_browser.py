@@ -339,6 +339,8 @@ async def test_hotel_request_from_a_phone_is_approved_live(
 
     await expect(status.locator(".status")).to_have_text("Approved")
     await expect(status).not_to_contain_text("more approval needed")
+    # What the worker may do next follows the status: the manual payment form appears without a reload.
+    await expect(page.get_by_role("button", name="Record manual payment")).to_be_visible()
     assert await worker.still_marked(), "the status page reloaded instead of changing live"
     await worker.shot("ledger_6_worker_phone_status_approved_live")
     cast.assert_no_errors()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import structlog
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from litestar import Litestar, Request
+from litestar import Litestar, Request, Router
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
@@ -213,7 +213,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_request=set_request_locale,
         plugins=[HTMXPlugin(), _channels(settings), StructlogPlugin(_log_config())],
         template_config=TemplateConfig(instance=JinjaTemplateEngine.from_environment(template_environment())),
-        openapi_config=OpenAPIConfig(title="Refuge Exchange", version="1.0.0", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Refuge Exchange",
+            version="1.0.0",
+            path="/schema",
+            # The integration contract is public (API.md); it describes shapes, never data.
+            openapi_router=Router(path="/schema", route_handlers=[], opt={"public": True}, include_in_schema=False),
+        ),
         stores=_stores(settings),
         response_headers=SECURITY_HEADERS,
         request_max_body_size=settings.max_request_bytes,

@@ -176,3 +176,15 @@ async def set_user_active(session: AsyncSession, user_id: str, active: bool) -> 
     session.add(user)
     await session.commit()
     return user
+
+
+async def set_user_roles(session: AsyncSession, user_id: str, roles: list[str], lead_worker: bool) -> User | None:
+    """Roles are read from the database on every request, so a change applies at the user's next click."""
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    user.roles = [Role(r).value for r in roles]
+    user.lead_worker = lead_worker
+    session.add(user)
+    await session.commit()
+    return user

@@ -230,6 +230,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/users"): ONLY("admin"),
     ("POST", "/admin/users/{user_id}/disable"): ONLY("admin"),
     ("POST", "/admin/users/{user_id}/enable"): ONLY("admin"),
+    ("POST", "/admin/users/{user_id}/roles"): ONLY("admin"),
     ("POST", "/admin/facilities"): ONLY("admin"),
     ("GET", "/admin/facilities/{facility_id}"): PAGE(ONLY("admin")),
     ("POST", "/admin/facilities/{facility_id}"): ONLY("admin"),

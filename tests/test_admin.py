@@ -117,3 +117,33 @@ async def test_only_admins_reach_admin_pages(client, network) -> None:
         r = await client.post("/admin/organisations", data={"name": "Evil", "kind": "police"}, headers=csrf)
         assert r.status_code == 403, who
         await client.post("/logout", headers=csrf)
+
+
+async def test_admin_changes_roles_and_they_apply_at_once(client, network, sessionmaker) -> None:
+    from exchange.accounts import User
+
+    # worker_plain is a case worker: the approvers' fund route refuses its role.
+    before = await client.get("/api/v1/funds/nope", headers=network["worker_plain"].headers)
+    assert before.status_code == 403
+    await login_page_session(client, "admin")
+    csrf = {"x-csrftoken": client.cookies["csrftoken"]}
+    user_id = network["worker_plain"].id
+    saved = await client.post(
+        f"/admin/users/{user_id}/roles",
+        data={"roles": ["case_worker", "fund_approver"], "lead_worker": "true"},
+        headers=csrf,
+    )
+    assert saved.status_code in (200, 303)
+    async with sessionmaker() as session:
+        user = await session.get(User, user_id)
+    assert user.roles == ["case_worker", "fund_approver"] and user.lead_worker is True
+    bad = await client.post(f"/admin/users/{user_id}/roles", data={"roles": "emperor"}, headers=csrf)
+    assert bad.status_code == 422
+    own = await client.post(f"/admin/users/{network['admin'].id}/roles", data={"roles": "auditor"}, headers=csrf)
+    assert own.status_code == 422 and own.text.count("own network admin role") >= 1
+    missing = await client.post("/admin/users/nobody/roles", data={"roles": "auditor"}, headers=csrf)
+    assert missing.status_code == 404
+    # Roles are read on every request: the same token now passes the approvers' guard (404: no such fund,
+    # instead of 403: not your role).
+    fund = await client.get("/api/v1/funds/nope", headers=network["worker_plain"].headers)
+    assert fund.status_code == 404

@@ -25,6 +25,7 @@ from exchange.accounts import (
     create_organisation,
     create_user,
     set_user_active,
+    set_user_roles,
 )
 from exchange.auth import requires_roles
 from exchange.pages.nav import page_context
@@ -45,6 +46,11 @@ class UserForm(Struct):
     roles: list[str] | str
     display_name: str = ""
     email: str = ""
+    lead_worker: bool = False
+
+
+class RolesForm(Struct):
+    roles: list[str] | str
     lead_worker: bool = False
 
 
@@ -169,6 +175,20 @@ class AdminPages(Controller):
     async def enable_user(self, db: AsyncSession, user_id: str) -> Redirect:
         await set_user_active(db, user_id, True)
         return Redirect(path="/admin", query_params={"notice": "user_enabled"}, status_code=303)
+
+    @post("/users/{user_id:str}/roles", status_code=303)
+    async def set_roles(
+        self, request: Request[User, str, object], db: AsyncSession, user_id: str, data: Annotated[RolesForm, FORM]
+    ) -> Redirect:
+        roles = [data.roles] if isinstance(data.roles, str) else data.roles
+        if not roles or any(r not in set(Role) for r in roles):
+            raise Invalid("invalid_roles", "Choose at least one known role.")
+        if user_id == request.user.id and Role.NETWORK_ADMIN.value not in roles:
+            # The last door into this page must not close behind the person holding it.
+            raise Invalid("self_demotion", "You cannot remove your own network admin role.")
+        if await set_user_roles(db, user_id, roles, data.lead_worker) is None:
+            raise NotFoundException("No such user.")
+        return Redirect(path="/admin", query_params={"notice": "roles_saved"}, status_code=303)
 
     @post("/facilities", status_code=303)
     async def add_facility(self, db: AsyncSession, data: Annotated[FacilityForm, FORM]) -> Redirect:

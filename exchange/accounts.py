@@ -188,3 +188,14 @@ async def set_user_roles(session: AsyncSession, user_id: str, roles: list[str], 
     session.add(user)
     await session.commit()
     return user
+
+
+async def change_password(session: AsyncSession, user_id: str, current: str, new: str) -> bool:
+    """False when the current password is wrong; the caller answers without saying more."""
+    user = await session.get(User, user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        return False
+    user.password_hash = hash_password(new)
+    session.add(user)
+    await session.commit()
+    return True

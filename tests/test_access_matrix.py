@@ -115,6 +115,8 @@ DISBURSEMENT_READERS = ("worker", "approver", "approver_community", "dual", "aud
 MATRIX: dict[tuple[str, str], Rule] = {
     # --- public ---------------------------------------------------------------------------------------------
     ("GET", "/login"): PUBLIC(),
+    ("GET", "/account"): PAGE(LOGGED_IN()),
+    ("POST", "/account/password"): LOGGED_IN(),
     ("POST", "/login"): PUBLIC(),
     ("POST", "/api/v1/auth/token"): PUBLIC(),
     ("GET", "/static/{file_path}"): PUBLIC(),

@@ -177,3 +177,44 @@ async def test_oversized_request_is_refused(client, network) -> None:
         "/api/v1/auth/token", content=b"{" + b" " * 2_000_000 + b"}", headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+
+
+async def test_a_user_changes_their_password(client, network) -> None:
+    await login_page_session(client, "auditor")
+    csrf = {"x-csrftoken": client.cookies["csrftoken"]}
+    page = await client.get("/account")
+    assert page.status_code == 200 and "Change password" in page.text
+    old_session = client.cookies.get("session")
+    wrong = await client.post(
+        "/account/password",
+        data={
+            "current_password": "not it",
+            "new_password": "a brand new password",
+            "repeat_password": "a brand new password",
+        },
+        headers=csrf,
+    )
+    assert wrong.status_code == 422 and "The current password is wrong." in wrong.text
+    short = await client.post(
+        "/account/password",
+        data={"current_password": PASSWORD, "new_password": "short", "repeat_password": "short"},
+        headers=csrf,
+    )
+    assert short.status_code == 422
+    changed = await client.post(
+        "/account/password",
+        data={
+            "current_password": PASSWORD,
+            "new_password": "a brand new password",
+            "repeat_password": "a brand new password",
+        },
+        headers=csrf,
+        follow_redirects=False,
+    )
+    assert changed.status_code == 303
+    assert client.cookies.get("session") != old_session  # a new session id after a credential change
+    assert (
+        await client.post("/api/v1/auth/token", json={"username": "auditor", "password": PASSWORD})
+    ).status_code == 401
+    new = await client.post("/api/v1/auth/token", json={"username": "auditor", "password": "a brand new password"})
+    assert new.status_code == 200

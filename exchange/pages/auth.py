@@ -12,15 +12,22 @@ from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange import i18n, throttle
-from exchange.accounts import User, authenticate
+from exchange.accounts import User, authenticate, change_password
 from exchange.auth import SESSION_USER_KEY, rotate_session
 from exchange.i18n import gettext as _
+from exchange.pages.nav import page_context
 
 
 class LoginForm(Struct):
     username: str
     password: str
     next: str = "/"
+
+
+class PasswordForm(Struct):
+    current_password: str
+    new_password: str
+    repeat_password: str
 
 
 class LocaleForm(Struct):
@@ -78,3 +85,28 @@ class AuthPages(Controller):
             db.add(user)
             await db.commit()
         return Redirect(path="/", status_code=303)
+
+    @get("/account")
+    async def account(self, request: Request[User, str, object], changed: bool = False) -> Template:
+        return Template("account.html", context=page_context(request, error=None, changed=changed))
+
+    @post("/account/password", status_code=303)
+    async def set_password(
+        self,
+        request: Request[User, str, object],
+        db: AsyncSession,
+        data: Annotated[PasswordForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Template | Redirect:
+        error = None
+        if len(data.new_password) < 12:
+            error = _("The new password needs at least 12 characters.")
+        elif data.new_password != data.repeat_password:
+            error = _("The two new passwords differ.")
+        elif not await change_password(db, request.user.id, data.current_password, data.new_password):
+            error = _("The current password is wrong.")
+        if error:
+            return Template("account.html", context=page_context(request, error=error, changed=False), status_code=422)
+        # A new session id after a credential change, as after a login.
+        await rotate_session(request, request.app.stores.get("sessions"))
+        request.set_session({SESSION_USER_KEY: request.user.id})
+        return Redirect(path="/account", query_params={"changed": "true"}, status_code=303)

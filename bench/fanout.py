@@ -27,10 +27,10 @@ import httpx
 import websockets
 
 from beds.models import BedPool, Facility, FacilityKind, Profile
+from bench.common import free_port
 from exchange.accounts import Organisation, OrgKind, Role, User, hash_password, issue_token
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
-from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import os
 import random
-import secrets
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import asyncpg
 import httpx
 
 from beds.models import BedPool, Facility, FacilityKind, Profile
+from bench.common import ScratchDatabase, free_port, wait_until_up
 from exchange.accounts import Organisation, OrgKind, Role, User, hash_password, issue_token
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
@@ -215,20 +215,6 @@ async def run_direct(dsn: str, pools: list[str], clients: int, holds: int, org_u
     return clients * holds / elapsed
 
 
-def wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("refuge serve exited early")
-        try:
-            if httpx.get(url + "/login", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("refuge serve did not start")
-
-
 async def ids_for_direct(dsn: str) -> tuple[str, str, str]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -250,26 +236,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
 
-    name = "bench_" + secrets.token_hex(4)
-    admin_dsn = args.pg
-    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
-    sa_url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    database = ScratchDatabase.beside(args.pg)
+    dsn, sa_url = database.dsn, database.sqlalchemy_url
 
-    async def create_db() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-
-    async def drop_db() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-    asyncio.run(create_db())
+    database.create()
     server = None
     try:
         token, pools = asyncio.run(seed(sa_url, args.pools))
-        port = args.port or _free_port()
+        port = args.port or free_port()
         env = {
             **os.environ,
             "DATABASE_URL": sa_url,
@@ -300,15 +274,7 @@ def main() -> None:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
-        asyncio.run(drop_db())
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        database.drop()
 
 
 if __name__ == "__main__":

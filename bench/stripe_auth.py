@@ -21,17 +21,16 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import stripe
 
+from bench.common import ScratchDatabase, free_port, wait_until_up
 from exchange.accounts import Organisation, OrgKind, Role, User, hash_password
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
@@ -42,12 +41,6 @@ from ledger.journal import create_fund, deposit
 
 ROOT = Path(__file__).resolve().parent.parent
 AUTH_CENTS = 10  # 1,000 authorizations of 0.10 fit in the card's 250.00
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def seed(url: str) -> str:
@@ -162,20 +155,6 @@ async def run(base_url: str, secret: str, card_id: str, requests: int, concurren
     return timings, bad
 
 
-def wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("refuge serve exited early")
-        try:
-            if httpx.get(url + "/login", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("refuge serve did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
@@ -185,27 +164,15 @@ def main() -> None:
     if args.requests * AUTH_CENTS > 25_000 - 20 * AUTH_CENTS:
         raise SystemExit("the seeded card holds 250.00: at most 2,480 authorizations of 0.10")
 
-    name = "bench_" + secrets.token_hex(4)
-    admin_dsn = args.pg
-    dsn = admin_dsn.rsplit("/", 1)[0] + "/" + name
-    sa_url = dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+    database = ScratchDatabase.beside(args.pg)
+    sa_url = database.sqlalchemy_url
     secret = "whsec_" + secrets.token_hex(16)
 
-    async def create_db() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        await conn.close()
-
-    async def drop_db() -> None:
-        conn = await asyncpg.connect(admin_dsn)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
-    asyncio.run(create_db())
+    database.create()
     server = None
     try:
         card_id = asyncio.run(seed(sa_url))
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": sa_url,
@@ -239,7 +206,7 @@ def main() -> None:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 server.kill()
-        asyncio.run(drop_db())
+        database.drop()
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ async def test_admin_creates_organisation_user_facility_and_pool(client, network
         facility = (await session.execute(select(Facility).where(Facility.name == "Nouvelle"))).scalar_one()
         user = (await session.execute(select(User).where(User.username == "nouvelle"))).scalar_one()
     assert user.roles == ["shelter_staff"] and user.password_hash.startswith("$argon2")
+    assert facility.active and facility.accepts_trafficking and facility.address == "1 rue Cachée"
     r = await client.post(
         f"/admin/facilities/{facility.id}/pools", data={"profile": "youth", "capacity": "6"}, headers=csrf
     )

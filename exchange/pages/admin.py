@@ -54,25 +54,6 @@ class RolesForm(Struct):
     lead_worker: bool = False
 
 
-class FacilityForm(Struct):
-    organisation_id: str
-    name: str
-    kind: str
-    province: str
-    city: str
-    area: str = ""
-    address: str = ""
-    intake_phone: str = ""
-    oncall_email: str = ""
-    security_level: str = "standard"
-    genders: str = "women"
-    age_min: int = 18
-    languages: str = "en,fr"
-    accepts_trafficking: bool = False
-    accepts_worker_referral: bool = False
-    sobriety_required: bool = False
-
-
 class FacilityEditForm(Struct):
     name: str
     kind: str
@@ -93,6 +74,13 @@ class FacilityEditForm(Struct):
     accessible: bool = False
     children_accompanied: bool = False
     active: bool = False
+
+
+class FacilityForm(FacilityEditForm, kw_only=True):
+    """A new facility: the same fields, plus the shelter organisation it belongs to."""
+
+    organisation_id: str
+    active: bool = True  # the add form has no such box: a new facility is listed at once
 
 
 class PoolForm(Struct):

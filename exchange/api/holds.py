@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beds import holds as hold_ops
 from beds import operations as op_ops
 from beds.errors import Invalid
-from beds.holds_models import Agreement, Operation, OperationNeed
+from beds.holds_models import Agreement, Hold, Operation, OperationNeed
 from beds.timeutil import utcnow
 from exchange.accounts import Role, User
 from exchange.api.schemas import Body
@@ -112,6 +112,19 @@ async def refresh_expiry(db: AsyncSession, channels: ChannelsPlugin, hold_ids: l
         change = await hold_ops.expire_if_due(db, hold_id)
         if change is not None:
             publish_change(channels, change)
+
+
+async def visible_hold(db: AsyncSession, channels: ChannelsPlugin, user: User, hold_id: str) -> Hold:
+    """The hold if the user is a party (else 404), expired first when it is overdue: a read never says
+    "requested" about a hold whose time has passed. Only an overdue hold costs a second transaction."""
+    hold = await hold_ops.get_hold(db, hold_id, viewer_for(user))
+    if not (hold.is_active and hold.expires_at <= utcnow()):
+        return hold
+    change = await hold_ops.expire_if_due(db, hold_id)
+    if change is None:  # another request expired or moved it in between: read what it is now
+        return await hold_ops.get_hold(db, hold_id)
+    publish_change(channels, change)
+    return change.hold
 
 
 async def load_operation(db: AsyncSession, channels: ChannelsPlugin, user: User, operation_id: str) -> dict[str, Any]:
@@ -254,20 +267,14 @@ class HoldController(Controller):
     async def get_hold(
         self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, hold_id: str
     ) -> dict:
-        hold = await self._visible(db, channels, request.user, hold_id)
+        hold = await visible_hold(db, channels, request.user, hold_id)
         return hold_for_viewer(hold, request.user)
-
-    @staticmethod
-    async def _visible(db: AsyncSession, channels: ChannelsPlugin, user: User, hold_id: str) -> Any:
-        await hold_ops.get_hold(db, hold_id, viewer_for(user))
-        await refresh_expiry(db, channels, [hold_id])
-        return await hold_ops.get_hold(db, hold_id)
 
     @post("/{hold_id:str}/confirm", status_code=200)
     async def confirm(
         self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, hold_id: str
     ) -> dict:
-        await self._visible(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         change = await hold_ops.confirm(db, viewer_for(request.user), hold_id)
         publish_change(channels, change)
         return hold_for_viewer(change.hold, request.user)
@@ -281,7 +288,7 @@ class HoldController(Controller):
         hold_id: str,
         data: DeclineRequest | None = None,
     ) -> dict:
-        await self._visible(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         change = await hold_ops.decline(db, viewer_for(request.user), hold_id, data.reason if data else "")
         publish_change(channels, change)
         return hold_for_viewer(change.hold, request.user)
@@ -290,7 +297,7 @@ class HoldController(Controller):
     async def release(
         self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, hold_id: str
     ) -> dict:
-        await self._visible(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         change = await hold_ops.release(db, viewer_for(request.user), hold_id)
         publish_change(channels, change)
         return hold_for_viewer(change.hold, request.user)
@@ -304,7 +311,7 @@ class HoldController(Controller):
         hold_id: str,
         data: ClaimRequest,
     ) -> dict:
-        await self._visible(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         change = await hold_ops.claim(db, viewer_for(request.user), hold_id, data.beds_used)
         publish_change(channels, change)
         return hold_for_viewer(change.hold, request.user)

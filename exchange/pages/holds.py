@@ -23,11 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beds import holds as hold_ops
 from beds import operations as op_ops
 from beds.errors import Invalid
-from beds.holds_models import Hold
 from beds.models import PROVINCES, BedPool, Facility, Profile
 from beds.timeutil import utcnow
 from exchange.accounts import Role, User
-from exchange.api.holds import load_operation, refresh_expiry
+from exchange.api.holds import load_operation, refresh_expiry, visible_hold
 from exchange.auth import requires_roles, viewer_for
 from exchange.grants import reveal_address, viewer_with_grants
 from exchange.holds_live import notify_new_holds, operation_requester, publish_change, response_window
@@ -275,7 +274,7 @@ class HoldPages(Controller):
         hold_id: str,
         data: Annotated[NextForm, FORM],
     ) -> Redirect:
-        await self._fresh(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         publish_change(channels, await hold_ops.confirm(db, viewer_for(request.user), hold_id))
         return Redirect(path=_back(data.next), status_code=303)
 
@@ -288,7 +287,7 @@ class HoldPages(Controller):
         hold_id: str,
         data: Annotated[DeclineForm, FORM],
     ) -> Redirect:
-        await self._fresh(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         publish_change(channels, await hold_ops.decline(db, viewer_for(request.user), hold_id, data.reason))
         return Redirect(path=_back(data.next), status_code=303)
 
@@ -301,7 +300,7 @@ class HoldPages(Controller):
         hold_id: str,
         data: Annotated[NextForm, FORM],
     ) -> Redirect:
-        await self._fresh(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         publish_change(channels, await hold_ops.release(db, viewer_for(request.user), hold_id))
         return Redirect(path=_back(data.next), status_code=303)
 
@@ -314,15 +313,9 @@ class HoldPages(Controller):
         hold_id: str,
         data: Annotated[ClaimForm, FORM],
     ) -> Redirect:
-        await self._fresh(db, channels, request.user, hold_id)
+        await visible_hold(db, channels, request.user, hold_id)
         publish_change(channels, await hold_ops.claim(db, viewer_for(request.user), hold_id, data.beds_used))
         return Redirect(path=_back(data.next), status_code=303)
-
-    @staticmethod
-    async def _fresh(db: AsyncSession, channels: ChannelsPlugin, user: User, hold_id: str) -> Hold:
-        await hold_ops.get_hold(db, hold_id, viewer_for(user))
-        await refresh_expiry(db, channels, [hold_id])
-        return await hold_ops.get_hold(db, hold_id)
 
     # --- shelter staff: standing agreements --------------------------------------------------------------
 

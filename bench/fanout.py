@@ -28,7 +28,7 @@ import websockets
 
 from beds.models import BedPool, Facility, FacilityKind, Profile
 from bench.common import free_port
-from exchange.accounts import Organisation, OrgKind, Role, User, hash_password, issue_token
+from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password, issue_token
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
 

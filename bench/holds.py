@@ -29,7 +29,7 @@ import httpx
 
 from beds.models import BedPool, Facility, FacilityKind, Profile
 from bench.common import ScratchDatabase, free_port, wait_until_up
-from exchange.accounts import Organisation, OrgKind, Role, User, hash_password, issue_token
+from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password, issue_token
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
 

@@ -31,7 +31,7 @@ import httpx
 import stripe
 
 from bench.common import ScratchDatabase, free_port, wait_until_up
-from exchange.accounts import Organisation, OrgKind, Role, User, hash_password
+from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
 from ledger.cards import attach_card

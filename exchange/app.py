@@ -38,16 +38,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import BedsError
-from exchange import errors, i18n, labels
-from exchange.auth import AuthMiddleware, RotatingSessionConfig, requires_login
+from exchange.board.cards import FacilityCards
 from exchange.db import make_engine, make_sessionmaker
-from exchange.hub import LiveHub
-from exchange.live import CHANNEL
-from exchange.pages.cards import FacilityCards
+from exchange.live.events import CHANNEL
+from exchange.live.hub import LiveHub
 from exchange.routes import route_handlers
 from exchange.settings import ROOT, Settings
 from exchange.sweeper import run_sweeper
-from exchange.timing import server_timing_middleware
+from exchange.web import errors, i18n, labels
+from exchange.web.auth import AuthMiddleware, RotatingSessionConfig, requires_login
+from exchange.web.timing import server_timing_middleware
 from ledger.errors import LedgerError
 
 log = structlog.get_logger()
@@ -182,7 +182,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await engine.dispose()
 
     static = create_static_files_router(
-        path="/static", directories=[Path(__file__).parent / "static"], opt={"public": True}, name="static"
+        path="/static", directories=[Path(__file__).parent / "web" / "static"], opt={"public": True}, name="static"
     )
     return Litestar(
         route_handlers=[*route_handlers(), static],

@@ -68,7 +68,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     # A fixed secret keeps sessions valid across restarts of the demo; production sets its own.
     os.environ.setdefault("SECRET_KEY", "demo-only-secret-key-do-not-use-in-production")
     settings = Settings.from_env()
-    from exchange.demo import DEMO_LOGINS, DEMO_PASSWORD
+    from exchange.demo.network import DEMO_LOGINS, DEMO_PASSWORD
     from exchange.migrations import upgrade
 
     upgrade(settings.database_url)
@@ -85,7 +85,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
 
 
 def _demo_people() -> list[tuple[str, str, str]]:
-    from exchange.demo import DEMO_LOGINS
+    from exchange.demo.network import DEMO_LOGINS
 
     return DEMO_LOGINS
 
@@ -93,9 +93,9 @@ def _demo_people() -> list[tuple[str, str, str]]:
 async def _seed_if_empty(database_url: str) -> bool:
     from sqlalchemy import select
 
-    from exchange.accounts import User
+    from exchange.accounts.models import User
     from exchange.db import make_engine, make_sessionmaker
-    from exchange.demo import DEMO_LOGINS, is_seeded, seed
+    from exchange.demo.network import DEMO_LOGINS, is_seeded, seed
 
     engine = make_engine(database_url)
     try:
@@ -131,7 +131,7 @@ def user_create(
     password: str,
 ) -> None:
     """Create a user (and their organisation if it does not exist)."""
-    from exchange.accounts import Role
+    from exchange.accounts.models import Role
 
     bad = [r for r in roles if r not in {x.value for x in Role}]
     if bad:
@@ -147,7 +147,7 @@ async def _create_user(
 ) -> None:
     from sqlalchemy import select
 
-    from exchange.accounts import Organisation, create_organisation, create_user
+    from exchange.accounts.models import Organisation, create_organisation, create_user
     from exchange.db import make_engine, make_sessionmaker
 
     engine = make_engine(Settings.from_env().database_url)
@@ -240,8 +240,8 @@ def ledger_reconcile(fund_id: str, start: str | None, end: str | None) -> None:
 
 
 async def _ledger_reconcile(settings: Settings, fund_id: str, start: str | None, end: str | None) -> bool:
-    from exchange.api.stripe import client_for, period
     from exchange.db import make_engine, make_sessionmaker
+    from exchange.stripe.api import client_for, period
     from ledger.reconcile import reconcile
 
     first, last = period(start, end)

@@ -6,20 +6,20 @@ from typing import Any
 
 
 def route_handlers() -> list[Any]:
-    from exchange.api.auth import TokenController
-    from exchange.api.beds import FacilityController, PoolController
-    from exchange.api.holds import AgreementController, HoldController, OperationController
-    from exchange.api.ledger import CaseController, DisbursementController, FundController
-    from exchange.api.stripe import StripeCardController, fund_reconciliation, stripe_webhook
-    from exchange.pages.admin import AdminPages
-    from exchange.pages.auth import AuthPages
-    from exchange.pages.board import BoardPages
-    from exchange.pages.facility import FacilityPages
-    from exchange.pages.holds import HoldPages
-    from exchange.pages.ledger import LedgerPages
-    from exchange.pages.reports import ReportPages
-    from exchange.pages.stripe import DonationPages, StripePages
-    from exchange.stream import board_stream, json_stream
+    from exchange.accounts.api import TokenController
+    from exchange.accounts.pages import AuthPages
+    from exchange.admin.pages import AdminPages
+    from exchange.board.api import FacilityController, PoolController
+    from exchange.board.facility_pages import FacilityPages
+    from exchange.board.pages import BoardPages
+    from exchange.board.report_pages import ReportPages
+    from exchange.fund.api import CaseController, DisbursementController, FundController
+    from exchange.fund.pages import LedgerPages
+    from exchange.holds.api import AgreementController, HoldController, OperationController
+    from exchange.holds.pages import HoldPages
+    from exchange.live.sockets import board_stream, json_stream
+    from exchange.stripe.api import StripeCardController, fund_reconciliation, stripe_webhook
+    from exchange.stripe.pages import DonationPages, StripePages
 
     return [
         TokenController,

@@ -10,7 +10,7 @@ from litestar import Litestar
 from litestar.channels import ChannelsPlugin
 
 from beds.pools import expire_surges
-from exchange.live import publish_pool
+from exchange.live.events import publish_pool
 
 log = structlog.get_logger()
 
@@ -41,11 +41,11 @@ async def run_sweeper(app: Litestar) -> None:
 
 
 # Holds: expired holds give their beds back, unanswered requests are flagged (exchange/holds_live.py).
-from exchange.holds_live import sweep_expired_holds, sweep_unanswered_holds  # noqa: E402
+from exchange.holds.live import sweep_expired_holds, sweep_unanswered_holds  # noqa: E402
 
 SWEEP_STEPS.extend([sweep_expired_holds, sweep_unanswered_holds])
 
 # Stripe: a virtual card past its validity is cancelled and its unspent commitment released.
-from exchange.api.stripe import sweep_expired_cards  # noqa: E402
+from exchange.stripe.api import sweep_expired_cards  # noqa: E402
 
 SWEEP_STEPS.append(sweep_expired_cards)

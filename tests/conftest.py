@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from exchange.accounts import Organisation, OrgKind, Role, User, hash_password, issue_token
+from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password, issue_token
 from exchange.app import create_app
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata

@@ -33,7 +33,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.timeutil import utcnow
-from exchange.accounts import User, hash_password, issue_token
+from exchange.accounts.models import User, hash_password, issue_token
 from ledger.journal import create_fund, deposit
 from tests.conftest import PASSWORD, LiveServer, Network
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from beds.models import BedPool, Facility
-from exchange.accounts import Organisation, User
+from exchange.accounts.models import Organisation, User
 from tests.conftest import login_page_session
 
 
@@ -121,7 +121,7 @@ async def test_only_admins_reach_admin_pages(client, network) -> None:
 
 
 async def test_admin_changes_roles_and_they_apply_at_once(client, network, sessionmaker) -> None:
-    from exchange.accounts import User
+    from exchange.accounts.models import User
 
     # worker_plain is a case worker: the approvers' fund route refuses its role.
     before = await client.get("/api/v1/funds/nope", headers=network["worker_plain"].headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from exchange.accounts import ApiToken
+from exchange.accounts.models import ApiToken
 from exchange.settings import Settings
 from tests.conftest import PASSWORD, login_page_session
 

@@ -9,11 +9,11 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from jinja2 import Environment
 
-from exchange import i18n
+from exchange.web import i18n
 from tests.conftest import login_page_session
 
 ROOT = Path(__file__).resolve().parent.parent
-FR_CATALOG = ROOT / "exchange" / "locale" / "fr" / "LC_MESSAGES" / "messages.po"
+FR_CATALOG = ROOT / "exchange" / "web" / "locale" / "fr" / "LC_MESSAGES" / "messages.po"
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 
 

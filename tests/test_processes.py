@@ -23,7 +23,7 @@ from sqlalchemy import select
 from beds.holds_models import Hold
 from beds.models import BedPool, Facility, FacilityKind, Profile
 from beds.timeutil import utcnow
-from exchange.accounts import Organisation, OrgKind, Role, User, issue_token
+from exchange.accounts.models import Organisation, OrgKind, Role, User, issue_token
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
 from ledger.journal import check_books, create_fund, deposit

@@ -1,1 +1,0 @@
-"""The JSON integration API (API.md)."""

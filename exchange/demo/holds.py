@@ -1,0 +1,59 @@
+"""Demo data for holds: standing agreements and one police operation with holds, so the pages are not empty."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds import holds as hold_ops
+from beds import operations as op_ops
+from beds.errors import BedsError
+from beds.models import BedPool
+from beds.timeutil import utcnow
+from exchange.holds.live import operation_requester
+from exchange.web.auth import viewer_for
+
+if TYPE_CHECKING:
+    from exchange.demo.network import DemoNetwork
+
+
+async def seed_holds(session: AsyncSession, net: DemoNetwork) -> None:
+    police = net.users["police"]
+    staff = [net.users["shelter"], net.users["shelter2"]]
+    # One agreement per demo shelter user: their first pool with room keeps a bed or two for holds.
+    for user, beds, scope in zip(staff, (2, 1), ("police", "all"), strict=True):
+        facility_ids = [f.id for f in net.facilities if f.organisation_id == user.organisation_id]
+        pool = (
+            (await session.execute(select(BedPool).where(BedPool.facility_id.in_(facility_ids)).order_by(BedPool.id)))  # type: ignore[attr-defined]
+            .scalars()
+            .first()
+        )
+        if pool is not None and pool.capacity >= beds:
+            await hold_ops.create_agreement(session, viewer_for(user), pool_id=pool.id, beds=beds, scope=scope)
+    now = utcnow()
+    operation, _needs = await op_ops.create_operation(
+        session,
+        viewer_for(police),
+        code_name="Opération Aurore (demo)",
+        province="QC",
+        city="Montréal",
+        window_start=now + timedelta(days=1),
+        window_end=now + timedelta(days=1, hours=6),
+        needs=[op_ops.Need("women", 4), op_ops.Need("youth", 1)],
+        notes="Demo operation: no real data.",
+    )
+    requester = await operation_requester(session, police, police.organisation_id)
+    try:
+        await op_ops.allocate(
+            session,
+            viewer_for(police),
+            requester,
+            operation.id,
+            op_ops.PlanOptions(allow_other_cities=True),
+        )
+    except BedsError:
+        # The seeded network may be too full for the whole operation; the operation page still shows it.
+        await session.rollback()

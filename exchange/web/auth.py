@@ -1,0 +1,113 @@
+"""Who is calling: bearer tokens for the API, server-side sessions for pages; guards by role."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.stores.base import Store
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from beds.visibility import Viewer
+from exchange.accounts.models import Role, User, user_for_token
+
+SESSION_USER_KEY = "uid"
+
+
+class RotatingSessionBackend(ServerSideSessionBackend):
+    """Gives a fresh session id when the handler asks (at login), so a planted session id is worthless."""
+
+    def get_session_id(self, connection: ASGIConnection) -> str:
+        state = connection.scope.setdefault("state", {})
+        if state.get("rotate_session"):
+            new_id = state.get("rotated_session_id")
+            if new_id is None:
+                new_id = state["rotated_session_id"] = self.generate_session_id()
+            return new_id
+        return super().get_session_id(connection)
+
+
+@dataclass
+class RotatingSessionConfig(ServerSideSessionConfig):
+    _backend_class = RotatingSessionBackend
+
+
+async def rotate_session(connection: ASGIConnection, store: Store) -> None:
+    old_id = connection.cookies.get("session")
+    if old_id and old_id != "null":
+        await store.delete(old_id)
+    connection.scope.setdefault("state", {})["rotate_session"] = True
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    """Sets `request.user` to the User or None. Guards decide what an anonymous caller may reach.
+
+    The JSON API takes bearer tokens only, so a browser's cookie can never drive it from another site;
+    pages and websockets take the session cookie (forms carry a CSRF token, sockets check Origin).
+    """
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        sessionmaker: async_sessionmaker = connection.app.state.sessionmaker
+        header = connection.headers.get("authorization", "")
+        if header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+            async with sessionmaker() as session:
+                user = await user_for_token(session, token)
+            if user is None:
+                raise NotAuthorizedException("The bearer token is not valid.")
+            return AuthenticationResult(user=user, auth="token")
+        path = connection.scope["path"]
+        is_api_http = path.startswith("/api/") and connection.scope["type"] == "http"
+        user_id = None
+        if not is_api_http and "session" in connection.scope:
+            session_data = connection.scope.get("session") or {}
+            user_id = session_data.get(SESSION_USER_KEY) if isinstance(session_data, dict) else None
+        if user_id:
+            async with sessionmaker() as session:
+                user = await session.get(User, user_id)
+            if user is not None and user.active:
+                return AuthenticationResult(user=user, auth="session")
+        return AuthenticationResult(user=None, auth=None)
+
+
+def current_user(connection: ASGIConnection) -> User | None:
+    return connection.scope.get("user")
+
+
+def viewer_for(user: User, address_grants: frozenset[str] = frozenset()) -> Viewer:
+    return Viewer(
+        user_id=user.id,
+        organisation_id=user.organisation_id,
+        roles=frozenset(user.roles),
+        address_grants=address_grants,
+    )
+
+
+def requires_login(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """App-wide guard: every route needs a user unless it says `public=True` in its opts."""
+    if handler.opt.get("public"):
+        return
+    if current_user(connection) is None:
+        raise NotAuthorizedException("Log in first.")
+
+
+def requires_roles(*roles: Role) -> Any:
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        user = current_user(connection)
+        if user is None:
+            raise NotAuthorizedException("Log in first.")
+        if not user.has(*roles):
+            raise PermissionDeniedException("Your role does not allow this.")
+
+    guard.__name__ = "requires_" + "_or_".join(r.value for r in roles)
+    return guard
+
+
+def new_csrf_secret() -> str:
+    return secrets.token_hex(32)

@@ -96,6 +96,7 @@ async def _seed_if_empty(database_url: str) -> bool:
     from exchange.accounts.models import User
     from exchange.db import make_engine, make_sessionmaker
     from exchange.demo.network import DEMO_LOGINS, is_seeded, seed
+    from exchange.plugin import build_registry
 
     engine = make_engine(database_url)
     try:
@@ -104,7 +105,7 @@ async def _seed_if_empty(database_url: str) -> bool:
                 users = (await session.execute(select(User).order_by(User.username))).scalars().all()
                 DEMO_LOGINS[:] = [(u.username, ", ".join(u.roles), u.display_name) for u in users]
                 return False
-            await seed(session)
+            await seed(session, build_registry().demo_steps)
             return True
     finally:
         await engine.dispose()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,22 +10,22 @@ from beds.audit import record_address_release
 from beds.models import Facility
 from beds.visibility import Viewer, may_see_address
 from exchange.accounts.models import User
+from exchange.registry import GrantSource
 from exchange.web.auth import viewer_for
 
-# Each source maps a user to {facility_id: grounds}; holds and placements register theirs.
-GrantSource = Callable[[AsyncSession, User], Awaitable[dict[str, str]]]
-GRANT_SOURCES: list[GrantSource] = []
 
-
-async def address_grants(session: AsyncSession, user: User) -> dict[str, str]:
+async def address_grants(session: AsyncSession, user: User, sources: Sequence[GrantSource]) -> dict[str, str]:
+    """Every facility whose address this user may see, with the grounds, from each source the plugin wired."""
     grants: dict[str, str] = {}
-    for source in GRANT_SOURCES:
+    for source in sources:
         grants.update(await source(session, user))
     return grants
 
 
-async def viewer_with_grants(session: AsyncSession, user: User) -> tuple[Viewer, dict[str, str]]:
-    grants = await address_grants(session, user)
+async def viewer_with_grants(
+    session: AsyncSession, user: User, sources: Sequence[GrantSource]
+) -> tuple[Viewer, dict[str, str]]:
+    grants = await address_grants(session, user, sources)
     return viewer_for(user, frozenset(grants)), grants
 
 
@@ -45,9 +45,3 @@ async def reveal_address(
             channel=channel,
         )
     return True
-
-
-# Confirmed (and claimed) holds open a facility's address to the holder (exchange/holds_live.py).
-from exchange.holds.live import hold_address_grants  # noqa: E402
-
-GRANT_SOURCES.append(hold_address_grants)

@@ -53,7 +53,7 @@ class FacilityController(Controller):
             BoardFilter(province=province, city=city, profile=profile, kind=kind, min_free=min_free),
             stale_after=settings.stale_after,
         )
-        viewer, grants = await viewer_with_grants(db, request.user)
+        viewer, grants = await viewer_with_grants(db, request.user, request.app.state.registry.grant_sources)
         return [
             FacilityOut.of(listing, with_contact=await reveal_address(db, viewer, grants, listing.facility, "api"))
             for listing in listings
@@ -64,7 +64,7 @@ class FacilityController(Controller):
         self, request: Request[User, str, object], db: AsyncSession, settings: Settings, facility_id: str
     ) -> FacilityOut:
         listing = await get_listing(db, facility_id, stale_after=settings.stale_after)
-        viewer, grants = await viewer_with_grants(db, request.user)
+        viewer, grants = await viewer_with_grants(db, request.user, request.app.state.registry.grant_sources)
         return FacilityOut.of(listing, with_contact=await reveal_address(db, viewer, grants, listing.facility, "api"))
 
 

@@ -47,7 +47,7 @@ class FacilityPages(Controller):
         self, request: Request[User, str, object], db: AsyncSession, settings: Settings, facility_id: str
     ) -> Template:
         listing = await get_listing(db, facility_id, stale_after=settings.stale_after)
-        viewer, grants = await viewer_with_grants(db, request.user)
+        viewer, grants = await viewer_with_grants(db, request.user, request.app.state.registry.grant_sources)
         show_contact = await reveal_address(db, viewer, grants, listing.facility, "page")
         can_edit = may_edit_pool(viewer, listing.facility.organisation_id)
         history = {}

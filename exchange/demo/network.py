@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beds.models import BedPool, Facility, FacilityKind, PoolChange, Profile, SecurityLevel
 from beds.timeutil import utcnow
 from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password
+from exchange.registry import DemoStep
 
 DEMO_PASSWORD = "refuge-demo-2026"
 
@@ -104,9 +105,6 @@ class DemoNetwork:
     facilities: list[Facility] = field(default_factory=list)
 
 
-# Extra seeding steps (the ledger's fund and history) run after the network exists.
-DEMO_STEPS: list[Callable[[AsyncSession, DemoNetwork], Awaitable[None]]] = []
-
 DEMO_LOGINS: list[tuple[str, str, str]] = []
 
 
@@ -114,7 +112,10 @@ async def is_seeded(session: AsyncSession) -> bool:
     return bool((await session.execute(select(func.count()).select_from(Organisation))).scalar_one())
 
 
-async def seed(session: AsyncSession, *, facilities_per_province: int | None = None) -> DemoNetwork:
+async def seed(
+    session: AsyncSession, steps: Sequence[DemoStep] = (), *, facilities_per_province: int | None = None
+) -> DemoNetwork:
+    """The network of organisations, users and facilities, then each further step (holds, the fund)."""
     rng = random.Random(2026)
     net = DemoNetwork()
     now = utcnow()
@@ -248,18 +249,6 @@ async def seed(session: AsyncSession, *, facilities_per_province: int | None = N
         net.users[username] = user
         DEMO_LOGINS.append((username, ", ".join(r.value for r in roles), display))
     await session.commit()
-    for step in DEMO_STEPS:
+    for step in steps:
         await step(session, net)
     return net
-
-
-# Holds: standing agreements and a police operation with its holds (exchange/holds_demo.py).
-from exchange.demo.holds import seed_holds  # noqa: E402
-
-DEMO_STEPS.append(seed_holds)
-
-
-# Emergency fund: a fund with a few weeks of history (exchange/ledger_demo.py).
-from exchange.demo.ledger import seed_ledger  # noqa: E402
-
-DEMO_STEPS.append(seed_ledger)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -32,6 +32,7 @@ from exchange.fund.schemas import (
     RejectRequest,
 )
 from exchange.live.events import Audience, publish
+from exchange.registry import CardIssuerFactory
 from exchange.settings import Settings
 from exchange.web.auth import requires_roles
 from ledger import cases, disbursements, journal, payments, verify
@@ -47,15 +48,13 @@ from ledger.stripe_models import Card
 
 DISBURSEMENT_EVENT = "ledger.disbursement"
 
-# The Stripe seam in the shell: a function from settings to a CardIssuer (ledger/payments.py), or None.
-# Card issuing plugs in here; until then `stripe_card` answers 409 `stripe_not_configured`.
-CARD_ISSUER_FACTORY: list[Callable[[Settings], CardIssuer | None]] = []
 
-
-def card_issuer(settings: Settings) -> CardIssuer | None:
+def card_issuer(settings: Settings, factories: Sequence[CardIssuerFactory]) -> CardIssuer | None:
+    """The Stripe seam: the first configured issuer of the plugin's list, or None (payments are then manual
+    and `stripe_card` answers 409 `stripe_not_configured`)."""
     if not settings.stripe_enabled:
         return None
-    for factory in CARD_ISSUER_FACTORY:
+    for factory in factories:
         issuer = factory(settings)
         if issuer is not None:
             return issuer
@@ -337,7 +336,7 @@ class DisbursementController(Controller):
             method=data.method,
             amount_cents=data.amount_cents,
             reference=data.reference,
-            settings=settings,
+            issuer=card_issuer(settings, request.app.state.registry.card_issuers),
             idempotency_key=idempotency_key(request),
             request_hash=hash_body(data, disbursement_id=disbursement_id),
         )
@@ -372,7 +371,7 @@ async def pay_as(
     method: str,
     amount_cents: int | None,
     reference: str,
-    settings: Settings,
+    issuer: CardIssuer | None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> Disbursement:
@@ -383,7 +382,7 @@ async def pay_as(
         method=method,
         amount_cents=amount_cents,
         reference=reference,
-        settings=settings,
+        issuer=issuer,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )
@@ -398,7 +397,7 @@ async def pay_as_result(
     method: str,
     amount_cents: int | None,
     reference: str,
-    settings: Settings,
+    issuer: CardIssuer | None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> payments.PaymentResult:
@@ -415,7 +414,7 @@ async def pay_as_result(
         amount_cents=amount_cents,
         reference=reference,
         actor_user_id=user.id,
-        card_issuer=card_issuer(settings),
+        card_issuer=issuer,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
     )

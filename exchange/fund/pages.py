@@ -255,7 +255,7 @@ class LedgerPages(Controller):
             method="manual",
             amount_cents=to_cents(data.amount) if data.amount.strip() else None,
             reference=data.reference,
-            settings=settings,
+            issuer=None,  # a manual payment issues no card
         )
         await publish_disbursement(channels, db, done, "status")
         return Redirect(path=f"/ledger/requests/{disbursement_id}", status_code=303)

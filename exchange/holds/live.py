@@ -1,6 +1,5 @@
 """Holds in the shell: their JSON, live events and board banner, the on-call e-mail, sweeper steps and
-address grants. Registered at the extension points (stream.FRAGMENT_RENDERERS, sweeper.SWEEP_STEPS,
-grants.GRANT_SOURCES) so the shell's own modules stay as they are."""
+address grants. exchange/plugin.py wires the renderer, the sweep steps and the grant source."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ from beds.models import Facility
 from beds.timeutil import utcnow
 from exchange.accounts.models import Organisation, User
 from exchange.live.events import Audience, Event, publish, publish_pool
-from exchange.live.sockets import FRAGMENT_RENDERERS, BoardContext
+from exchange.live.sockets import BoardContext
 from exchange.settings import Settings
 from exchange.web import i18n
 
@@ -186,9 +185,6 @@ def render_hold_fragment(event: Event, ctx: BoardContext, socket: WebSocket) -> 
         can_hold=side == "holder" and ctx.viewer.is_("police_planner", "case_worker"),
         now=utcnow(),
     )
-
-
-FRAGMENT_RENDERERS["hold.updated"] = render_hold_fragment
 
 
 # --- sweeper steps -------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ class HoldPages(Controller):
             data[name] = datetime.fromisoformat(data[name])
         holds = await hold_ops.holds_of_operation(db, operation_id)
         labels = await _pool_labels(db, {h.pool_id for h in holds})
-        viewer, grants = await viewer_with_grants(db, request.user)
+        viewer, grants = await viewer_with_grants(db, request.user, request.app.state.registry.grant_sources)
         contacts: dict[str, Facility] = {}
         for _pool, facility in labels.values():
             # Shown (and written to the audit log) only once a hold there is confirmed.

@@ -6,7 +6,6 @@ handlers authenticate on connect (the app guard), check the Origin, and filter e
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -93,45 +92,6 @@ class BoardContext:
     own_facility_ids: frozenset[str]
 
 
-# kind -> renderer(event, context, socket) returning HTML to swap, or None when this user gets nothing.
-FragmentRenderer = Callable[[Event, BoardContext, WebSocket], str | None]
-FRAGMENT_RENDERERS: dict[str, FragmentRenderer] = {}
-
-
-def render_pool_row(event: Event, ctx: BoardContext, socket: WebSocket) -> str | None:
-    payload = event.payload
-    can_edit = payload["facility_id"] in ctx.own_facility_ids
-    return _render_cached(socket, "fragments/pool_oob.html", event, ctx.locale, can_edit)
-
-
-_fragment_cache: dict[tuple[str, str, str, bool], str] = {}
-
-
-def _render_cached(socket: WebSocket, template: str, event: Event, locale: str, variant: bool) -> str:
-    """Every board socket receives the same event; render it once per language and variant."""
-    key = (event.payload_json, template, locale, variant)
-    html = _fragment_cache.get(key)
-    if html is None:
-        if len(_fragment_cache) > 2048:
-            _fragment_cache.clear()
-        env = socket.app.template_engine.engine  # type: ignore[union-attr]
-        i18n.set_locale(locale)
-        html = env.get_template(template).render(event=event.payload, can_edit=variant)
-        _fragment_cache[key] = html
-    return html
-
-
-FRAGMENT_RENDERERS["pool.updated"] = render_pool_row
-
-# What part of a page each kind of event updates. A page names the parts it shows in the socket URL
-# (`/board/ws?views=pools,holds`), so a ledger page is not sent every bed count of the network.
-VIEW_OF_KIND: dict[str, str] = {"pool.updated": "pools", "hold.updated": "holds", "ledger.disbursement": "ledger"}
-
-from exchange.fund.live import render_disbursement  # noqa: E402  (imports this module's types)
-
-FRAGMENT_RENDERERS["ledger.disbursement"] = render_disbursement
-
-
 @websocket("/board/ws")
 async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
     user = await _accept_or_refuse(socket)
@@ -150,11 +110,13 @@ async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
         own_facility_ids=own if "shelter_staff" in user.roles else frozenset(),
     )
 
+    registry = socket.app.state.registry
+
     async def deliver(event: Event) -> None:
-        renderer = FRAGMENT_RENDERERS.get(event.kind)
+        renderer = registry.fragment_renderers.get(event.kind)
         if renderer is None or not event.audience.admits(ctx.viewer):
             return
-        if views and VIEW_OF_KIND.get(event.kind) not in views:
+        if views and registry.view_of_kind.get(event.kind) not in views:
             return
         html = renderer(event, ctx, socket)
         if html:

@@ -18,7 +18,7 @@ from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.accounts.models import Organisation, Role, User
-from exchange.fund.api import CARD_ISSUER_FACTORY, ledger_viewer, parse_bound
+from exchange.fund.api import ledger_viewer, parse_bound
 from exchange.settings import Settings
 from exchange.web.auth import requires_roles
 from ledger import cards, disbursements, reconcile, stripe_events
@@ -66,9 +66,6 @@ def stripe_issuer(settings: Settings) -> StripeCardIssuer | None:
     if not settings.stripe_secret_key:
         return None
     return StripeCardIssuer(client_for(settings), organisation_profile)
-
-
-CARD_ISSUER_FACTORY.append(stripe_issuer)
 
 
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.accounts.models import Role, User
-from exchange.fund.api import ledger_viewer, pay_as_result
+from exchange.fund.api import card_issuer, ledger_viewer, pay_as_result
 from exchange.settings import Settings
 from exchange.stripe.api import card_out, client_for, close_card_as, period
 from exchange.web.auth import requires_roles
@@ -99,7 +99,13 @@ class StripePages(Controller):
         self, request: Request[User, str, object], db: AsyncSession, settings: Settings, disbursement_id: str
     ) -> Template:
         result = await pay_as_result(
-            db, request.user, disbursement_id, method="stripe_card", amount_cents=None, reference="", settings=settings
+            db,
+            request.user,
+            disbursement_id,
+            method="stripe_card",
+            amount_cents=None,
+            reference="",
+            issuer=card_issuer(settings, request.app.state.registry.card_issuers),
         )
         card = await card_out(db, result.card) if result.card is not None else None
         # The number and CVC are on this page only, once; reloading it does not show them again.

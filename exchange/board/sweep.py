@@ -1,0 +1,16 @@
+"""The board's background step: surge beds past their end leave their pool."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.channels import ChannelsPlugin
+
+from beds.pools import expire_surges
+from exchange.live.events import publish_pool
+
+
+async def sweep_surges(app: Litestar) -> None:
+    channels = app.plugins.get(ChannelsPlugin)
+    async with app.state.sessionmaker() as session:
+        for pool in await expire_surges(session):
+            publish_pool(channels, pool)

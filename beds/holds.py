@@ -9,8 +9,7 @@ pool's agreement. Nothing locks them the other way round, so concurrent steps ca
 
 from __future__ import annotations
 
-import hashlib
-import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +18,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beds.agreements import return_agreement_beds, take_agreement_beds
 from beds.errors import Conflict, Forbidden, Invalid, NotFound
-from beds.holds_models import ACTIVE_STATUSES, Agreement, AgreementScope, Hold, HoldStatus, Operation
+from beds.holds_models import ACTIVE_STATUSES, AgreementScope, Hold, HoldStatus, Operation
 from beds.models import BedPool, Facility
 from beds.pools import move_counts
 from beds.timeutil import utcnow
@@ -29,6 +29,7 @@ from beds.visibility import Viewer
 MAX_HOLD_DAYS = 14
 MAX_HOLD_BEDS = 200
 DECLINE_REASON_MAX = 500
+CASE_CODE_MAX = 40
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,22 @@ class Requester:
     kind: str
 
 
+def requester_kind(roles: Iterable[str]) -> str:
+    """A police planner holds for the police; anyone else who may hold beds does so for case workers."""
+    return AgreementScope.POLICE.value if "police_planner" in roles else AgreementScope.CASE_WORKERS.value
+
+
+@dataclass(frozen=True)
+class NewHold:
+    """What a requester asks for: beds of one pool until `expires_at`, for an operation or for a case."""
+
+    pool_id: str
+    beds: int
+    expires_at: datetime
+    operation_id: str | None = None
+    case_code: str | None = None
+
+
 @dataclass(frozen=True)
 class HoldChange:
     """A hold after a step, with the pool as that step left it (None when the counts did not move)."""
@@ -50,11 +67,6 @@ class HoldChange:
     pool: BedPool | None
     change: str
     replayed: bool = False
-
-
-def request_sha256(body: dict[str, Any]) -> str:
-    """Canonical JSON of a request body, so the same body always hashes the same."""
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 
 def is_party(viewer: Viewer, hold: Hold) -> bool:
@@ -90,16 +102,6 @@ def validate_request(beds: int, expires_at: datetime, now: datetime) -> None:
         raise Invalid("invalid_expiry", f"A hold can last at most {MAX_HOLD_DAYS} days.")
 
 
-async def _by_idempotency_key(session: AsyncSession, user_id: str, key: str) -> Hold | None:
-    return (
-        await session.execute(
-            select(Hold)
-            .where(Hold.idempotency_user_id == user_id, Hold.idempotency_key == key)
-            .execution_options(populate_existing=True)
-        )
-    ).scalar_one_or_none()
-
-
 async def detach_and_rollback(session: AsyncSession, *objects: Any) -> None:
     """End the transaction (and SQLite's write lock) but keep the rows read: a rollback would expire them."""
     for obj in objects:
@@ -108,114 +110,121 @@ async def detach_and_rollback(session: AsyncSession, *objects: Any) -> None:
     await session.rollback()
 
 
-def _replay(hold: Hold, sha: str | None) -> HoldChange:
-    if hold.request_sha256 != sha:
-        raise Invalid("idempotency_key_reused", "This Idempotency-Key was used for another request.")
-    return HoldChange(hold, None, "replayed", replayed=True)
-
-
-async def take_agreement_beds(session: AsyncSession, pool_id: str, beds: int, scope: str) -> str | None:
-    """Count `beds` against the pool's standing agreement if they fit under it; the agreement's id, or None.
-
-    One conditional UPDATE: concurrent requests serialise on the agreement row and the limit holds.
-    """
-    stmt = (
-        update(Agreement)
-        .where(
-            Agreement.pool_id == pool_id,
-            Agreement.active.is_(True),  # type: ignore[attr-defined]
-            Agreement.scope.in_([scope, AgreementScope.ALL.value]),  # type: ignore[attr-defined]
-            Agreement.beds_in_use + beds <= Agreement.beds,
+async def _replay(session: AsyncSession, user_id: str, key: str, request_hash: str | None) -> HoldChange | None:
+    """The hold this user's Idempotency-Key already made, if any; 422 when the key came with another body."""
+    existing = (
+        await session.execute(
+            select(Hold)
+            .where(Hold.idempotency_user_id == user_id, Hold.idempotency_key == key)
+            .execution_options(populate_existing=True)
         )
-        .values(beds_in_use=Agreement.beds_in_use + beds)
-        .returning(Agreement.id)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.execute(stmt)).scalars().first()
+    ).scalar_one_or_none()
+    if existing is None:
+        return None
+    await detach_and_rollback(session, existing)
+    if existing.request_hash != request_hash:
+        raise Invalid("idempotency_key_reused", "This Idempotency-Key was used for another request.")
+    return HoldChange(existing, None, "replayed", replayed=True)
 
 
-async def _return_agreement_beds(session: AsyncSession, agreement_id: str, beds: int) -> None:
-    await session.execute(
-        update(Agreement)
-        .where(Agreement.id == agreement_id, Agreement.beds_in_use >= beds)
-        .values(beds_in_use=Agreement.beds_in_use - beds)
-        .execution_options(synchronize_session=False)
+async def place_hold(
+    session: AsyncSession,
+    requester: Requester,
+    facility: Facility,
+    new: NewHold,
+    *,
+    now: datetime,
+    response_window: timedelta,
+    operation: Operation | None = None,
+    allocation_id: str | None = None,
+    need_profile: str | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> tuple[Hold, BedPool]:
+    """Take the beds out of the pool's "free" and add their hold, confirmed at once when a standing agreement
+    of the requester's kind covers them. Part of the caller's transaction: the caller commits."""
+    pool = await move_counts(
+        session, new.pool_id, held=new.beds, actor_user_id=requester.user_id, reason="hold_requested"
     )
+    agreement_id = await take_agreement_beds(session, new.pool_id, new.beds, requester.kind)
+    hold = Hold(
+        pool_id=new.pool_id,
+        facility_id=facility.id,
+        facility_org_id=facility.organisation_id,
+        beds=new.beds,
+        status=HoldStatus.CONFIRMED.value if agreement_id else HoldStatus.REQUESTED.value,
+        expires_at=new.expires_at,
+        operation_id=new.operation_id,
+        allocation_id=allocation_id,
+        case_code=new.case_code.strip() if new.case_code else None,
+        need_profile=need_profile,
+        service_name=requester.organisation_name,
+        window_start=operation.window_start if operation else None,
+        window_end=operation.window_end if operation else None,
+        requested_by=requester.user_id,
+        requested_by_org=requester.organisation_id,
+        agreement_id=agreement_id,
+        auto_confirmed=agreement_id is not None,
+        confirmed_at=now if agreement_id else None,
+        respond_by=now + response_window,
+        created_at=now,
+        updated_at=now,
+        idempotency_user_id=requester.user_id if idempotency_key else None,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash if idempotency_key else None,
+    )
+    session.add(hold)
+    return hold, pool
 
 
 async def create_hold(
     session: AsyncSession,
     requester: Requester,
+    new: NewHold,
     *,
-    pool_id: str,
-    beds: int,
-    expires_at: datetime,
-    operation_id: str | None = None,
-    case_code: str | None = None,
     response_window: timedelta = timedelta(minutes=30),
     idempotency_key: str | None = None,
-    sha: str | None = None,
+    request_hash: str | None = None,
 ) -> HoldChange:
     """Hold `beds` of a pool in one transaction; confirmed at once when a standing agreement covers them."""
     now = utcnow()
-    if idempotency_key:
-        existing = await _by_idempotency_key(session, requester.user_id, idempotency_key)
-        if existing is not None:
-            await detach_and_rollback(session, existing)
-            return _replay(existing, sha)
-    validate_request(beds, expires_at, now)
+    if idempotency_key and (replay := await _replay(session, requester.user_id, idempotency_key, request_hash)):
+        return replay
+    case_code, operation_id = new.case_code, new.operation_id
+    validate_request(new.beds, new.expires_at, now)
     if (operation_id is None) == (case_code is None):
         raise Invalid("invalid_purpose", "A hold is for exactly one of operation_id or case_code.")
-    if case_code is not None and not (0 < len(case_code.strip()) <= 40):
-        raise Invalid("invalid_case_code", "case_code must be 1 to 40 characters.")
+    if case_code is not None and not (0 < len(case_code.strip()) <= CASE_CODE_MAX):
+        raise Invalid("invalid_case_code", f"case_code must be 1 to {CASE_CODE_MAX} characters.")
     operation: Operation | None = None
     if operation_id is not None:
         operation = await session.get(Operation, operation_id)
         if operation is None or operation.organisation_id != requester.organisation_id:
             raise NotFound("not_found", "No such operation.")
-    pool = await session.get(BedPool, pool_id)
+    pool = await session.get(BedPool, new.pool_id)
     if pool is None:
         raise NotFound("not_found", "No such bed pool.")
     facility = await session.get(Facility, pool.facility_id)
     if facility is None or not facility.active:
         raise NotFound("not_found", "No such bed pool.")
     try:
-        pool = await move_counts(session, pool_id, held=beds, actor_user_id=requester.user_id, reason="hold_requested")
-        agreement_id = await take_agreement_beds(session, pool_id, beds, requester.kind)
-        hold = Hold(
-            pool_id=pool_id,
-            facility_id=facility.id,
-            facility_org_id=facility.organisation_id,
-            beds=beds,
-            status=HoldStatus.CONFIRMED.value if agreement_id else HoldStatus.REQUESTED.value,
-            expires_at=expires_at,
-            operation_id=operation_id,
-            case_code=case_code.strip() if case_code else None,
-            service_name=requester.organisation_name,
-            window_start=operation.window_start if operation else None,
-            window_end=operation.window_end if operation else None,
-            requested_by=requester.user_id,
-            requested_by_org=requester.organisation_id,
-            agreement_id=agreement_id,
-            auto_confirmed=agreement_id is not None,
-            confirmed_at=now if agreement_id else None,
-            respond_by=now + response_window,
-            created_at=now,
-            updated_at=now,
-            idempotency_user_id=requester.user_id if idempotency_key else None,
+        hold, pool = await place_hold(
+            session,
+            requester,
+            facility,
+            new,
+            now=now,
+            response_window=response_window,
+            operation=operation,
             idempotency_key=idempotency_key,
-            request_sha256=sha if idempotency_key else None,
+            request_hash=request_hash,
         )
-        session.add(hold)
         await session.commit()
     except (IntegrityError, Conflict):
         # A concurrent twin with the same key may have won (and even taken the last beds): answer as it did.
         await session.rollback()
-        if idempotency_key:
-            existing = await _by_idempotency_key(session, requester.user_id, idempotency_key)
-            if existing is not None:
-                await detach_and_rollback(session, existing)
-                return _replay(existing, sha)
+        if idempotency_key and (replay := await _replay(session, requester.user_id, idempotency_key, request_hash)):
+            return replay
         raise
     return HoldChange(hold, pool, "requested")
 
@@ -227,7 +236,6 @@ async def _step(
     from_statuses: tuple[str, ...],
     to_status: str,
     actor_user_id: str | None,
-    reason: str,
     values: dict[str, Any] | None = None,
     occupied: int | None = None,
     still_valid_at: datetime | None = None,
@@ -261,21 +269,45 @@ async def _step(
             raise Conflict("invalid_state", "This hold has expired.", hold_status=HoldStatus.EXPIRED.value)
         raise Conflict("invalid_state", f"This hold is {status}; it cannot become {to_status}.", hold_status=status)
     pool: BedPool | None = None
-    if to_status == HoldStatus.CONFIRMED.value:
-        pass  # confirming keeps the beds held; the pool does not move
-    else:
+    # Confirming keeps the beds held: only the other steps move the pool.
+    if to_status != HoldStatus.CONFIRMED.value:
         pool = await move_counts(
             session,
             hold.pool_id,
             held=-hold.beds,
             occupied=occupied or 0,
             actor_user_id=actor_user_id,
-            reason=reason,
+            reason=f"hold_{to_status}",
         )
         if hold.agreement_id:
-            await _return_agreement_beds(session, hold.agreement_id, hold.beds)
+            await return_agreement_beds(session, hold.agreement_id, hold.beds)
     await session.commit()
     return HoldChange(hold, pool, to_status)
+
+
+async def _party_step(
+    session: AsyncSession,
+    viewer: Viewer,
+    hold_id: str,
+    to_status: HoldStatus,
+    from_statuses: tuple[str, ...],
+    *,
+    occupied: int | None = None,
+    **values: Any,
+) -> HoldChange:
+    """A party's step on a hold still in time; the row keeps who took it (`<status>_by`) and when."""
+    now = utcnow()
+    when = "confirmed_at" if to_status == HoldStatus.CONFIRMED else "ended_at"
+    return await _step(
+        session,
+        hold_id,
+        from_statuses=from_statuses,
+        to_status=to_status.value,
+        actor_user_id=viewer.user_id,
+        values={f"{to_status.value}_by": viewer.user_id, when: now, **values},
+        occupied=occupied,
+        still_valid_at=now,
+    )
 
 
 async def expire_if_due(session: AsyncSession, hold_id: str, now: datetime | None = None) -> HoldChange | None:
@@ -292,7 +324,6 @@ async def expire_if_due(session: AsyncSession, hold_id: str, now: datetime | Non
             from_statuses=ACTIVE_STATUSES,
             to_status=HoldStatus.EXPIRED.value,
             actor_user_id=None,
-            reason="hold_expired",
             values={"ended_at": now},
         )
     except Conflict:
@@ -347,17 +378,7 @@ async def confirm(session: AsyncSession, viewer: Viewer, hold_id: str) -> HoldCh
     hold = await get_hold(session, hold_id, viewer)
     if not is_facility_staff(viewer, hold):
         raise Forbidden("forbidden", "Only the facility's staff may confirm a hold.")
-    now = utcnow()
-    return await _step(
-        session,
-        hold_id,
-        from_statuses=(HoldStatus.REQUESTED.value,),
-        to_status=HoldStatus.CONFIRMED.value,
-        actor_user_id=viewer.user_id,
-        reason="hold_confirmed",
-        values={"confirmed_by": viewer.user_id, "confirmed_at": now},
-        still_valid_at=now,
-    )
+    return await _party_step(session, viewer, hold_id, HoldStatus.CONFIRMED, (HoldStatus.REQUESTED.value,))
 
 
 async def decline(session: AsyncSession, viewer: Viewer, hold_id: str, reason: str) -> HoldChange:
@@ -369,16 +390,8 @@ async def decline(session: AsyncSession, viewer: Viewer, hold_id: str, reason: s
         raise Invalid("reason_required", "A decline needs a reason; the requester sees it.")
     if len(reason) > DECLINE_REASON_MAX:
         raise Invalid("invalid_reason", f"The reason can be at most {DECLINE_REASON_MAX} characters.")
-    now = utcnow()
-    return await _step(
-        session,
-        hold_id,
-        from_statuses=(HoldStatus.REQUESTED.value,),
-        to_status=HoldStatus.DECLINED.value,
-        actor_user_id=viewer.user_id,
-        reason="hold_declined",
-        values={"declined_by": viewer.user_id, "decline_reason": reason, "ended_at": now},
-        still_valid_at=now,
+    return await _party_step(
+        session, viewer, hold_id, HoldStatus.DECLINED, (HoldStatus.REQUESTED.value,), decline_reason=reason
     )
 
 
@@ -386,17 +399,7 @@ async def release(session: AsyncSession, viewer: Viewer, hold_id: str) -> HoldCh
     hold = await get_hold(session, hold_id, viewer)
     if not is_holder(viewer, hold):
         raise Forbidden("forbidden", "Only the holder may release a hold.")
-    now = utcnow()
-    return await _step(
-        session,
-        hold_id,
-        from_statuses=ACTIVE_STATUSES,
-        to_status=HoldStatus.RELEASED.value,
-        actor_user_id=viewer.user_id,
-        reason="hold_released",
-        values={"released_by": viewer.user_id, "ended_at": now},
-        still_valid_at=now,
-    )
+    return await _party_step(session, viewer, hold_id, HoldStatus.RELEASED, ACTIVE_STATUSES)
 
 
 async def claim(session: AsyncSession, viewer: Viewer, hold_id: str, beds_used: int) -> HoldChange:
@@ -414,17 +417,8 @@ async def claim(session: AsyncSession, viewer: Viewer, hold_id: str, beds_used: 
     if beds_used > hold.beds:
         raise Invalid("invalid_beds_used", f"This hold has {hold.beds} bed(s); {beds_used} cannot be used.")
     from_statuses = ACTIVE_STATUSES if staff else (HoldStatus.CONFIRMED.value,)
-    now = utcnow()
-    return await _step(
-        session,
-        hold_id,
-        from_statuses=from_statuses,
-        to_status=HoldStatus.CLAIMED.value,
-        actor_user_id=viewer.user_id,
-        reason="hold_claimed",
-        values={"claimed_by": viewer.user_id, "beds_used": beds_used, "ended_at": now},
-        occupied=beds_used,
-        still_valid_at=now,
+    return await _party_step(
+        session, viewer, hold_id, HoldStatus.CLAIMED, from_statuses, occupied=beds_used, beds_used=beds_used
     )
 
 
@@ -453,7 +447,19 @@ async def holds_of_operation(session: AsyncSession, operation_id: str) -> list[H
     )
 
 
-async def granted_facilities(
+async def pools_with_facilities(session: AsyncSession, pool_ids: set[str]) -> dict[str, tuple[BedPool, Facility]]:
+    """Each pool with its facility, by pool id: what a list of holds or agreements names them by."""
+    if not pool_ids:
+        return {}
+    rows = await session.execute(
+        select(BedPool, Facility)
+        .join(Facility, Facility.id == BedPool.facility_id)  # type: ignore[arg-type]
+        .where(BedPool.id.in_(pool_ids))  # type: ignore[attr-defined]
+    )
+    return {pool.id: (pool, facility) for pool, facility in rows.all()}
+
+
+async def _granted_facilities(
     session: AsyncSession, organisation_id: str, *, statuses: tuple[str, ...], case_holds_only: bool, now: datetime
 ) -> dict[str, str]:
     """Facilities where the organisation holds beds in one of `statuses`: {facility_id: grounds}."""
@@ -466,63 +472,26 @@ async def granted_facilities(
     return {facility_id: f"hold:{hold_id}" for facility_id, hold_id in rows.all()}
 
 
-# --- standing agreements -------------------------------------------------------------------------------------
+async def address_grants(session: AsyncSession, viewer: Viewer, now: datetime | None = None) -> dict[str, str]:
+    """Where the viewer's holds let them see a confidential address: {facility_id: grounds}.
 
-
-async def create_agreement(
-    session: AsyncSession, viewer: Viewer, *, pool_id: str, beds: int, scope: str, note: str = ""
-) -> Agreement:
-    pool = await session.get(BedPool, pool_id)
-    if pool is None:
-        raise NotFound("not_found", "No such bed pool.")
-    facility = await session.get(Facility, pool.facility_id)
-    if facility is None or not viewer.staffs(facility.organisation_id):
-        raise Forbidden("forbidden", "Only the facility's own staff may make an agreement for its beds.")
-    if scope not in {s.value for s in AgreementScope}:
-        raise Invalid("invalid_scope", "scope is police, case_workers or all.")
-    if beds <= 0 or beds > pool.capacity:
-        raise Invalid("invalid_beds", f"An agreement keeps between 1 and {pool.capacity} bed(s) of this pool.")
-    existing = (
-        await session.execute(
-            select(Agreement.id).where(Agreement.pool_id == pool_id, Agreement.active.is_(True))  # type: ignore[attr-defined]
+    Police planners: facilities where their service's hold is confirmed or claimed.
+    Case workers: facilities where a case of their organisation has a confirmed hold.
+    """
+    now = now or utcnow()
+    grants: dict[str, str] = {}
+    if viewer.is_("case_worker"):
+        confirmed = (HoldStatus.CONFIRMED.value,)
+        grants.update(
+            await _granted_facilities(
+                session, viewer.organisation_id, statuses=confirmed, case_holds_only=True, now=now
+            )
         )
-    ).first()
-    if existing is not None:
-        raise Conflict("agreement_exists", "This pool already has a standing agreement; end it first.")
-    agreement = Agreement(
-        pool_id=pool_id,
-        facility_id=facility.id,
-        beds=beds,
-        scope=scope,
-        note=note.strip()[:500],
-        created_by=viewer.user_id,
-    )
-    session.add(agreement)
-    await session.commit()
-    return agreement
-
-
-async def end_agreement(session: AsyncSession, viewer: Viewer, agreement_id: str) -> Agreement:
-    agreement = await session.get(Agreement, agreement_id)
-    facility = await session.get(Facility, agreement.facility_id) if agreement else None
-    if agreement is None or facility is None or facility.organisation_id != viewer.organisation_id:
-        raise NotFound("not_found", "No such agreement.")
-    if not viewer.staffs(facility.organisation_id):
-        raise Forbidden("forbidden", "Only the facility's own staff may end its agreements.")
-    if not agreement.active:
-        raise Conflict("invalid_state", "This agreement has already ended.")
-    agreement.active = False
-    agreement.ended_at = utcnow()
-    session.add(agreement)
-    await session.commit()
-    return agreement
-
-
-async def agreements_for(session: AsyncSession, viewer: Viewer) -> list[Agreement]:
-    """Staff see their own facilities' agreements; coordinators and admins see the network's."""
-    stmt = select(Agreement).order_by(Agreement.active.desc(), Agreement.created_at.desc())  # type: ignore[attr-defined]
-    if not viewer.is_("coordinator", "network_admin"):
-        stmt = stmt.join(Facility, Facility.id == Agreement.facility_id).where(  # type: ignore[arg-type]
-            Facility.organisation_id == viewer.organisation_id
+    if viewer.is_("police_planner"):
+        confirmed_or_claimed = (HoldStatus.CONFIRMED.value, HoldStatus.CLAIMED.value)
+        grants.update(
+            await _granted_facilities(
+                session, viewer.organisation_id, statuses=confirmed_or_claimed, case_holds_only=False, now=now
+            )
         )
-    return list((await session.execute(stmt)).scalars())
+    return grants

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from beds.models import new_id
 from beds.timeutil import UTCDateTime, utcnow
@@ -104,7 +104,8 @@ class Allocation(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     idempotency_user_id: str | None = None
     idempotency_key: str | None = None
-    request_sha256: str | None = None
+    # The column keeps its old name (renaming it needs a migration); the code says request_hash, as the ledger does.
+    request_hash: str | None = Field(default=None, sa_column=Column("request_sha256", AutoString, nullable=True))
 
 
 class Hold(SQLModel, table=True):
@@ -156,7 +157,7 @@ class Hold(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     idempotency_user_id: str | None = None
     idempotency_key: str | None = None
-    request_sha256: str | None = None
+    request_hash: str | None = Field(default=None, sa_column=Column("request_sha256", AutoString, nullable=True))
 
     @property
     def is_active(self) -> bool:

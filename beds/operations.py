@@ -1,9 +1,9 @@
-"""Police operations: recording one, proposing holds that cover its needs, and placing them all or none."""
+"""Police operations: recording one, planning holds that cover its needs (beds/planner.py), and placing them
+all or none."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -11,22 +11,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Conflict, Invalid, NotFound
-from beds.holds import Requester, detach_and_rollback, take_agreement_beds
+from beds.holds import MAX_HOLD_DAYS, NewHold, Requester, detach_and_rollback, place_hold
 from beds.holds_models import ACTIVE_STATUSES, Allocation, Hold, HoldStatus, Operation, OperationNeed
-from beds.models import PROVINCES, BedPool, Facility, FacilityKind, Profile, SecurityLevel
-from beds.pools import move_counts
+from beds.models import PROVINCES, BedPool, Facility, Profile
+from beds.planner import Candidate, Need, Plan, PlanOptions, propose
 from beds.timeutil import utcnow
 from beds.visibility import Viewer
 
 MAX_NEED = 500
+NOTES_MAX = 2000
 # An operation's holds outlast its window by this much, so people freed late still have a bed.
 HOLD_GRACE = timedelta(hours=12)
-
-
-@dataclass(frozen=True)
-class Need:
-    profile: str
-    count: int
 
 
 def may_see_operation(viewer: Viewer, operation: Operation) -> bool:
@@ -35,19 +30,24 @@ def may_see_operation(viewer: Viewer, operation: Operation) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class NewOperation:
+    """What a planner records: a code name, where, when, and how many beds of each profile."""
+
+    code_name: str
+    province: str
+    window_start: datetime
+    window_end: datetime
+    needs: list[Need]
+    city: str = ""
+    notes: str = ""
+
+
 async def create_operation(
-    session: AsyncSession,
-    viewer: Viewer,
-    *,
-    code_name: str,
-    province: str,
-    window_start: datetime,
-    window_end: datetime,
-    needs: list[Need],
-    city: str = "",
-    notes: str = "",
+    session: AsyncSession, viewer: Viewer, new: NewOperation
 ) -> tuple[Operation, list[OperationNeed]]:
-    code_name = code_name.strip()
+    code_name, province, needs = new.code_name.strip(), new.province, new.needs
+    window_start, window_end = new.window_start, new.window_end
     if not code_name or len(code_name) > 80:
         raise Invalid("invalid_code_name", "The code name must be 1 to 80 characters.")
     if province not in PROVINCES:
@@ -74,10 +74,10 @@ async def create_operation(
         created_by=viewer.user_id,
         code_name=code_name,
         province=province,
-        city=city.strip(),
+        city=new.city.strip(),
         window_start=window_start,
         window_end=window_end,
-        notes=notes.strip()[:2000],
+        notes=new.notes.strip()[:NOTES_MAX],
     )
     session.add(operation)
     await session.flush()
@@ -106,140 +106,11 @@ async def needs_of(session: AsyncSession, operation_id: str) -> list[OperationNe
 
 
 async def operations_for(session: AsyncSession, viewer: Viewer) -> list[Operation]:
+    """The operations the viewer may see, latest window first."""
     stmt = select(Operation).order_by(Operation.window_start.desc())  # type: ignore[attr-defined]
     if not viewer.is_coordinator:
         stmt = stmt.where(Operation.organisation_id == viewer.organisation_id)
-    return list((await session.execute(stmt)).scalars())
-
-
-# --- planning ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    allow_other_cities: bool = False
-    allow_other_provinces: bool = False
-
-
-@dataclass(frozen=True)
-class Candidate:
-    pool: BedPool
-    facility: Facility
-
-
-@dataclass
-class Proposal:
-    pool_id: str
-    facility_id: str
-    facility_name: str
-    province: str
-    city: str
-    security_level: str
-    kind: str
-    pool_profile: str
-    need_profile: str
-    beds: int
-
-
-@dataclass
-class Plan:
-    proposals: list[Proposal] = field(default_factory=list)
-    missing: list[Need] = field(default_factory=list)
-
-    @property
-    def covered(self) -> bool:
-        return not self.missing
-
-
-def admits(facility: Facility, pool: BedPool, need_profile: str) -> bool:
-    """Whether this pool may take a trafficking victim of this profile (DESIGN.md admission criteria)."""
-    if not facility.active or not facility.accepts_trafficking or facility.asylum_seekers_only:
-        return False
-    if pool.profile not in (need_profile, Profile.ANY.value):
-        return False
-    genders = set(facility.gender_list)
-    age_max = facility.age_max
-    if need_profile == Profile.WOMEN.value:
-        return "women" in genders and (age_max is None or age_max >= 18)
-    if need_profile == Profile.MEN.value:
-        return "men" in genders and (age_max is None or age_max >= 18)
-    if need_profile == Profile.YOUTH.value:
-        # 16 and 17-year-olds: the facility's age range must reach down to them.
-        return facility.age_min <= 17 and (age_max is None or age_max >= 16)
-    if need_profile == Profile.FAMILY.value:
-        return pool.profile == Profile.FAMILY.value or facility.children_accompanied
-    return True  # "any": whatever the pool takes
-
-
-_SECURITY_RANK = {SecurityLevel.HIGH.value: 0, SecurityLevel.HEIGHTENED.value: 1, SecurityLevel.STANDARD.value: 2}
-
-
-def _rank(candidate: Candidate, province: str, city: str, need_profile: str) -> tuple:
-    f, p = candidate.facility, candidate.pool
-    locality = 0 if (f.province == province and city and f.city == city) else 1 if f.province == province else 2
-    return (
-        locality,
-        _SECURITY_RANK.get(str(f.security_level), 3),
-        0 if f.kind == FacilityKind.TRAFFICKING_SHELTER.value else 1,
-        0 if p.profile == need_profile else 1,  # keep "any" pools for needs nothing else covers
-        -p.free,
-        p.id,
-    )
-
-
-def in_reach(facility: Facility, province: str, city: str, options: PlanOptions) -> bool:
-    if options.allow_other_provinces:
-        return True
-    if facility.province != province:
-        return False
-    return options.allow_other_cities or not city or facility.city == city
-
-
-def propose(
-    needs: Iterable[Need], candidates: list[Candidate], *, province: str, city: str, options: PlanOptions
-) -> Plan:
-    """Greedy cover of each need by the best-ranked pools in reach; pure, so it is tested on its own.
-
-    Specific profiles are placed before "any" so a flexible pool is not used up by a need that
-    had other options.
-    """
-    plan = Plan()
-    left = {c.pool.id: c.pool.free for c in candidates}
-    ordered = sorted(needs, key=lambda n: (n.profile == Profile.ANY.value, n.profile))
-    for need in ordered:
-        remaining = need.count
-        pool_cands = [
-            c
-            for c in candidates
-            if admits(c.facility, c.pool, need.profile) and in_reach(c.facility, province, city, options)
-        ]
-        pool_cands.sort(key=lambda c: _rank(c, province, city, need.profile))
-        for cand in pool_cands:
-            if remaining == 0:
-                break
-            take = min(left[cand.pool.id], remaining)
-            if take <= 0:
-                continue
-            left[cand.pool.id] -= take
-            remaining -= take
-            f = cand.facility
-            plan.proposals.append(
-                Proposal(
-                    pool_id=cand.pool.id,
-                    facility_id=f.id,
-                    facility_name=f.name,
-                    province=f.province,
-                    city=f.city,
-                    security_level=str(f.security_level),
-                    kind=str(f.kind),
-                    pool_profile=str(cand.pool.profile),
-                    need_profile=need.profile,
-                    beds=take,
-                )
-            )
-        if remaining:
-            plan.missing.append(Need(need.profile, remaining))
-    return plan
+    return [o for o in (await session.execute(stmt)).scalars() if may_see_operation(viewer, o)]
 
 
 async def _remaining_needs(session: AsyncSession, operation_id: str) -> list[Need]:
@@ -316,9 +187,9 @@ class AllocationResult:
 
 
 def hold_expiry(operation: Operation, now: datetime) -> datetime:
-    """The window's end plus a grace period, within [now + 1 hour, now + 14 days]."""
+    """The window's end plus a grace period, within [now + 1 hour, now + MAX_HOLD_DAYS)."""
     wanted = operation.window_end + HOLD_GRACE
-    return max(now + timedelta(hours=1), min(wanted, now + timedelta(days=14) - timedelta(minutes=1)))
+    return max(now + timedelta(hours=1), min(wanted, now + timedelta(days=MAX_HOLD_DAYS) - timedelta(minutes=1)))
 
 
 async def allocate(
@@ -330,12 +201,15 @@ async def allocate(
     *,
     response_window: timedelta = timedelta(minutes=30),
     idempotency_key: str | None = None,
-    sha: str | None = None,
+    request_hash: str | None = None,
 ) -> AllocationResult:
-    """Place every proposed hold in one transaction, or none: 409 with what is missing."""
+    """Place every proposed hold in one transaction, or none: 409 with what is missing.
+
+    `requester` is the operation's service, which holds the beds also when a coordinator places them for it.
+    """
     operation = await get_operation(session, viewer, operation_id)
     if idempotency_key:
-        replay = await _allocation_replay(session, operation, viewer.user_id, idempotency_key, sha)
+        replay = await _allocation_replay(session, operation, viewer.user_id, idempotency_key, request_hash)
         if replay is not None:
             return replay
     now = utcnow()
@@ -355,7 +229,7 @@ async def allocate(
             created_by=viewer.user_id,
             idempotency_user_id=viewer.user_id if idempotency_key else None,
             idempotency_key=idempotency_key,
-            request_sha256=sha if idempotency_key else None,
+            request_hash=request_hash if idempotency_key else None,
         )
         session.add(allocation)
         await session.flush()
@@ -364,41 +238,25 @@ async def allocate(
         holds: list[Hold] = []
         pools: dict[str, BedPool] = {}
         for proposal in sorted(plan.proposals, key=lambda p: p.pool_id):
-            pool = await move_counts(
-                session, proposal.pool_id, held=proposal.beds, actor_user_id=viewer.user_id, reason="hold_requested"
-            )
-            pools[pool.id] = pool
-            agreement_id = await take_agreement_beds(session, proposal.pool_id, proposal.beds, requester.kind)
-            facility = facility_of[proposal.pool_id]
-            hold = Hold(
-                pool_id=proposal.pool_id,
-                facility_id=facility.id,
-                facility_org_id=facility.organisation_id,
-                beds=proposal.beds,
-                status=HoldStatus.CONFIRMED.value if agreement_id else HoldStatus.REQUESTED.value,
-                expires_at=expires_at,
-                operation_id=operation.id,
+            new = NewHold(proposal.pool_id, proposal.beds, expires_at, operation_id=operation.id)
+            hold, pool = await place_hold(
+                session,
+                requester,
+                facility_of[proposal.pool_id],
+                new,
+                now=now,
+                response_window=response_window,
+                operation=operation,
                 allocation_id=allocation.id,
                 need_profile=proposal.need_profile,
-                service_name=requester.organisation_name,
-                window_start=operation.window_start,
-                window_end=operation.window_end,
-                requested_by=viewer.user_id,
-                requested_by_org=operation.organisation_id,
-                agreement_id=agreement_id,
-                auto_confirmed=agreement_id is not None,
-                confirmed_at=now if agreement_id else None,
-                respond_by=now + response_window,
-                created_at=now,
-                updated_at=now,
             )
-            session.add(hold)
+            pools[pool.id] = pool
             holds.append(hold)
         await session.commit()
     except IntegrityError:
         await session.rollback()
         if idempotency_key:
-            replay = await _allocation_replay(session, operation, viewer.user_id, idempotency_key, sha)
+            replay = await _allocation_replay(session, operation, viewer.user_id, idempotency_key, request_hash)
             if replay is not None:
                 return replay
         raise
@@ -406,7 +264,7 @@ async def allocate(
 
 
 async def _allocation_replay(
-    session: AsyncSession, operation: Operation, user_id: str, key: str, sha: str | None
+    session: AsyncSession, operation: Operation, user_id: str, key: str, request_hash: str | None
 ) -> AllocationResult | None:
     existing = (
         await session.execute(
@@ -415,7 +273,7 @@ async def _allocation_replay(
     ).scalar_one_or_none()
     if existing is None:
         return None
-    if existing.request_sha256 != sha or existing.operation_id != operation.id:
+    if existing.request_hash != request_hash or existing.operation_id != operation.id:
         raise Invalid("idempotency_key_reused", "This Idempotency-Key was used for another request.")
     holds = list(
         (
@@ -429,7 +287,3 @@ async def _allocation_replay(
     )
     await detach_and_rollback(session, operation, *holds)
     return AllocationResult(operation, holds, [], replayed=True)
-
-
-def requester_kind(roles: Iterable[str]) -> str:
-    return "police" if "police_planner" in roles else "case_workers"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from beds.holds_models import HoldStatus
+
 
 @dataclass(frozen=True)
 class Viewer:
@@ -35,3 +37,13 @@ def may_see_address(viewer: Viewer, facility_id: str, facility_organisation_id: 
 
 def may_edit_pool(viewer: Viewer, facility_organisation_id: str) -> bool:
     return viewer.staffs(facility_organisation_id)
+
+
+def on_holders_side(viewer: Viewer, requested_by_org: str) -> bool:
+    """The organisation that holds the beds, and the coordinators: the side that knows whose case it is."""
+    return viewer.is_coordinator or viewer.organisation_id == requested_by_org
+
+
+def may_see_case_code(hold_status: str, *, holders_side: bool) -> bool:
+    """A case code tells a facility which person is coming: it learns it once the person is placed (claimed)."""
+    return holders_side or hold_status == HoldStatus.CLAIMED.value

@@ -10,8 +10,10 @@ from litestar.channels import ChannelsPlugin
 from sqlalchemy import func, select, update
 
 from beds.audit import AddressRelease
-from beds.holds_models import Hold
+from beds.holds import requester_kind
+from beds.holds_models import Hold, HoldStatus
 from beds.models import BedPool, PoolChange
+from beds.visibility import Viewer, may_see_case_code, on_holders_side
 from tests.conftest import eventually
 
 
@@ -403,3 +405,20 @@ async def test_every_change_is_published_to_its_parties_with_the_pool(client, ne
     assert "NIGHTJAR" not in json.dumps(by_side["facility"])
     pool_event = next(e for e in events if e["kind"] == "pool.updated")
     assert pool_event["payload"]["pool"]["held"] == 2
+
+
+def test_a_case_code_reaches_the_facility_only_once_the_person_is_placed() -> None:
+    staff = Viewer("u1", "shelter-org", frozenset({"shelter_staff"}))
+    worker = Viewer("u2", "workers-org", frozenset({"case_worker"}))
+    coordinator = Viewer("u3", "coalition", frozenset({"coordinator"}))
+    assert on_holders_side(worker, "workers-org") and on_holders_side(coordinator, "workers-org")
+    assert not on_holders_side(staff, "workers-org")
+    for status in HoldStatus:
+        assert may_see_case_code(status.value, holders_side=True)
+        assert may_see_case_code(status.value, holders_side=False) == (status == HoldStatus.CLAIMED)
+
+
+def test_planners_hold_under_police_agreements_everyone_else_under_case_workers() -> None:
+    assert requester_kind(["police_planner"]) == "police"
+    assert requester_kind(["coordinator", "police_planner"]) == "police"
+    assert requester_kind(["case_worker"]) == "case_workers"

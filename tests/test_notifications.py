@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from websockets.asyncio.client import connect
 
 from exchange.app import create_app
-from tests.conftest import PASSWORD, free_port
+from tests.conftest import PASSWORD, free_port, until_live
 
 
 class Inbox:
@@ -109,7 +109,7 @@ async def test_staff_board_gets_a_live_banner_and_the_pool_row(live_server, netw
         ws_url = live_server.url.replace("http://", "ws://") + "/board/ws"
         async with connect(ws_url, additional_headers={"Cookie": cookie, "Origin": live_server.url}) as socket:
             async with httpx.AsyncClient(base_url=live_server.url) as police:
-                await asyncio.sleep(0.2)  # let the socket subscribe before the event is published
+                await until_live(socket)  # the socket is registered before the event is published
                 created = await _operation_hold(police, network)
             received: list[str] = []
             async with asyncio.timeout(5):

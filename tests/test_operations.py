@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from beds.holds_models import Hold
 from beds.models import BedPool, Facility, FacilityKind, Profile, SecurityLevel
-from beds.operations import Candidate, Need, PlanOptions, admits, propose
+from beds.planner import Candidate, Need, PlanOptions, admits, propose
 from tests.conftest import login_page_session
 
 

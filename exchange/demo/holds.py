@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beds import holds as hold_ops
+from beds import agreements as agreement_ops
 from beds import operations as op_ops
 from beds.errors import BedsError
 from beds.models import BedPool
+from beds.operations import NewOperation
+from beds.planner import Need, PlanOptions
 from beds.timeutil import utcnow
-from exchange.holds.live import operation_requester
+from exchange.holds.service import operation_requester
 from exchange.web.auth import viewer_for
 
 if TYPE_CHECKING:
@@ -32,19 +34,18 @@ async def seed_holds(session: AsyncSession, net: DemoNetwork) -> None:
             .first()
         )
         if pool is not None and pool.capacity >= beds:
-            await hold_ops.create_agreement(session, viewer_for(user), pool_id=pool.id, beds=beds, scope=scope)
+            await agreement_ops.create_agreement(session, viewer_for(user), pool_id=pool.id, beds=beds, scope=scope)
     now = utcnow()
-    operation, _needs = await op_ops.create_operation(
-        session,
-        viewer_for(police),
+    aurore = NewOperation(
         code_name="Opération Aurore (demo)",
         province="QC",
         city="Montréal",
         window_start=now + timedelta(days=1),
         window_end=now + timedelta(days=1, hours=6),
-        needs=[op_ops.Need("women", 4), op_ops.Need("youth", 1)],
+        needs=[Need("women", 4), Need("youth", 1)],
         notes="Demo operation: no real data.",
     )
+    operation, _needs = await op_ops.create_operation(session, viewer_for(police), aurore)
     requester = await operation_requester(session, police, police.organisation_id)
     try:
         await op_ops.allocate(
@@ -52,7 +53,7 @@ async def seed_holds(session: AsyncSession, net: DemoNetwork) -> None:
             viewer_for(police),
             requester,
             operation.id,
-            op_ops.PlanOptions(allow_other_cities=True),
+            PlanOptions(allow_other_cities=True),
         )
     except BedsError:
         # The seeded network may be too full for the whole operation; the operation page still shows it.

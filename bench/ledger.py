@@ -1,9 +1,9 @@
 """Ledger benchmark: post N journal entries through the domain functions, verify the chain, time balance reads.
 
-    .venv/bin/python bench/ledger.py [DATABASE_URL] [--entries 100000]
+    .venv/bin/python -m bench.ledger [DATABASE_URL] [--entries 100000]
 
 DATABASE_URL defaults to $BENCH_DATABASE_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test; on
-PostgreSQL a fresh `bench_<random>` database is created and dropped, on SQLite a temporary file is used.
+PostgreSQL a fresh `bench_<random>` database is created beside it and dropped, on SQLite a temporary file is used.
 """
 
 from __future__ import annotations
@@ -11,38 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from sqlalchemy.engine import make_url
-
+from bench.common import ScratchDatabase
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
-from ledger.journal import create_fund, deposit, fund_summary
+from ledger.deposits import deposit
+from ledger.funds import create_fund, fund_summary
 from ledger.verify import verify_journal
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 
-async def _admin_pg(url: str, sql: str) -> None:
-    import asyncpg
-
-    u = make_url(url)
-    conn = await asyncpg.connect(
-        host=u.host, port=u.port or 5432, user=u.username, password=u.password, database="postgres"
-    )
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-async def _balance_read_ms(sessionmaker, fund_id: str, reads: int = 200) -> float:
+async def _balance_read_ms(sessionmaker: async_sessionmaker, fund_id: str, reads: int = 200) -> float:
     async with sessionmaker() as session:
         await fund_summary(session, fund_id)  # warm
         start = time.perf_counter()
@@ -52,7 +36,7 @@ async def _balance_read_ms(sessionmaker, fund_id: str, reads: int = 200) -> floa
 
 
 async def run(url: str, entries: int, async_commit: bool) -> None:
-    kwargs = {}
+    kwargs: dict[str, object] = {}
     if async_commit and url.startswith("postgresql"):
         # Without this every commit waits for an fsync of the WAL, and the disk, not the code, is measured.
         kwargs["connect_args"] = {"server_settings": {"synchronous_commit": "off"}}
@@ -85,7 +69,8 @@ async def run(url: str, entries: int, async_commit: bool) -> None:
     print(f"database: {engine.dialect.name}{' (synchronous_commit=off)' if kwargs else ''}")
     print(f"posted {entries} entries in {elapsed:.1f} s: {entries / elapsed:.0f} entries/s (one transaction each)")
     print(f"verified the chain ({check.count} entries, ok={check.ok}) in {verify_s:.2f} s")
-    print(f"fund balance read: {read_1k:.3f} ms at 1k entries, {read_all:.3f} ms at {entries} entries")
+    at_1k = f"{read_1k:.3f} ms at 1k entries, " if read_1k is not None else ""
+    print(f"fund balance read: {at_1k}{read_all:.3f} ms at {entries} entries")
 
 
 def main() -> None:
@@ -95,13 +80,12 @@ def main() -> None:
     parser.add_argument("--async-commit", action="store_true", help="PostgreSQL synchronous_commit=off")
     args = parser.parse_args()
     if args.url.startswith("postgresql"):
-        name = "bench_" + secrets.token_hex(4)
-        url = make_url(args.url).set(database=name).render_as_string(hide_password=False)
-        asyncio.run(_admin_pg(args.url, f'CREATE DATABASE "{name}"'))
+        database = ScratchDatabase.beside(args.url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        database.create()
         try:
-            asyncio.run(run(url, args.entries, args.async_commit))
+            asyncio.run(run(database.sqlalchemy_url, args.entries, args.async_commit))
         finally:
-            asyncio.run(_admin_pg(args.url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            database.drop()
     else:
         url = args.url
         if url in ("sqlite", "sqlite+aiosqlite://"):

@@ -15,7 +15,6 @@ from ledger.timeutil import utcnow
 async def record_event(
     session: AsyncSession,
     fund: Fund,
-    *,
     action: str,
     actor_user_id: str | None,
     disbursement_id: str | None = None,
@@ -23,34 +22,20 @@ async def record_event(
     at: datetime | None = None,
 ) -> AuditEvent:
     """Append an event. The caller holds the fund lock (the chain head lives on the fund row) and commits."""
-    at = at or utcnow()
-    detail = detail or {}
-    seq = fund.audit_count + 1
-    prev = fund.audit_head_hash or GENESIS
     event = AuditEvent(
         fund_id=fund.id,
-        seq=seq,
-        at=at,
+        seq=fund.audit_count + 1,
+        at=at or utcnow(),
         action=action,
         actor_user_id=actor_user_id,
         disbursement_id=disbursement_id,
-        detail=detail,
-        prev_hash=prev,
+        detail=detail or {},
+        prev_hash=fund.audit_head_hash or GENESIS,
         hash="",
     )
-    event.hash = event_hash(
-        event_id=event.id,
-        fund_id=fund.id,
-        seq=seq,
-        at=at,
-        action=action,
-        actor_user_id=actor_user_id,
-        disbursement_id=disbursement_id,
-        detail=detail,
-        prev_hash=prev,
-    )
+    event.hash = event_hash(event)
     session.add(event)
-    fund.audit_count = seq
+    fund.audit_count = event.seq
     fund.audit_head_hash = event.hash
     session.add(fund)
     await session.flush()

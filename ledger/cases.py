@@ -34,16 +34,16 @@ async def create_case(session: AsyncSession, *, lead_org_id: str, created_by_use
     raise RuntimeError("could not draw a free case code")
 
 
-async def case_for_org(session: AsyncSession, code: str, org_id: str) -> Case:
+async def case_for_org(session: AsyncSession, code: str, organisation_id: str) -> Case:
     """The case, if this organisation leads it; otherwise it does not exist for the caller."""
     case = (await session.execute(select(Case).where(Case.code == code.strip().upper()))).scalar_one_or_none()
-    if case is None or case.lead_org_id != org_id:
+    if case is None or case.lead_org_id != organisation_id:
         raise NotFound("case_not_found", "No such case for your organisation.")
     return case
 
 
-async def cases_for_org(session: AsyncSession, org_id: str, limit: int = 50) -> list[Case]:
+async def cases_for_org(session: AsyncSession, organisation_id: str, limit: int = 50) -> list[Case]:
     rows = await session.execute(
-        select(Case).where(Case.lead_org_id == org_id).order_by(Case.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
+        select(Case).where(Case.lead_org_id == organisation_id).order_by(Case.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
     )
     return list(rows.scalars().all())

@@ -3,14 +3,20 @@
 Chains are per fund: entry `seq` n stores the hash of entry n-1 (`""` for the first) and the SHA-256 of
 its own canonical content, which includes that previous hash. Changing, inserting or removing any entry
 changes every hash after it; the fund row keeps the head, so removing the tail is seen too.
+
+The hash is computed from the row itself, both when it is appended and when the chain is verified, so the
+two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from ledger.models import AuditEvent, JournalEntry
 
 GENESIS = ""
 
@@ -24,67 +30,38 @@ def _digest(document: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def entry_hash(
-    *,
-    entry_id: str,
-    fund_id: str,
-    seq: int,
-    kind: str,
-    posted_at: datetime,
-    memo: str,
-    disbursement_id: str | None,
-    currency: str,
-    total_debits_cents: int,
-    total_credits_cents: int,
-    lines: list[tuple[str, str, int]],
-    prev_hash: str,
-) -> str:
-    """`lines` are (account code, side, amount_cents) in their stored position order."""
+def entry_hash(entry: JournalEntry, currency: str, lines: Sequence[tuple[str, str, int]]) -> str:
+    """`lines` are (account code, side, amount_cents) in their stored position order; the fund's currency
+    is part of what an amount means, so it is hashed too."""
     return _digest(
         {
-            "id": entry_id,
-            "fund": fund_id,
-            "seq": seq,
-            "kind": kind,
-            "date": canonical_time(posted_at),
-            "memo": memo,
-            "disbursement": disbursement_id,
+            "id": entry.id,
+            "fund": entry.fund_id,
+            "seq": entry.seq,
+            "kind": entry.kind,
+            "date": canonical_time(entry.posted_at),
+            "memo": entry.memo,
+            "disbursement": entry.disbursement_id,
             "currency": currency,
-            "debits": total_debits_cents,
-            "credits": total_credits_cents,
+            "debits": entry.total_debits_cents,
+            "credits": entry.total_credits_cents,
             "lines": [[account, side, amount] for account, side, amount in lines],
-            "prev": prev_hash,
+            "prev": entry.prev_hash,
         }
     )
 
 
-def event_hash(
-    *,
-    event_id: str,
-    fund_id: str,
-    seq: int,
-    at: datetime,
-    action: str,
-    actor_user_id: str | None,
-    disbursement_id: str | None,
-    detail: dict[str, Any],
-    prev_hash: str,
-) -> str:
+def event_hash(event: AuditEvent) -> str:
     return _digest(
         {
-            "id": event_id,
-            "fund": fund_id,
-            "seq": seq,
-            "at": canonical_time(at),
-            "action": action,
-            "actor": actor_user_id,
-            "disbursement": disbursement_id,
-            "detail": detail,
-            "prev": prev_hash,
+            "id": event.id,
+            "fund": event.fund_id,
+            "seq": event.seq,
+            "at": canonical_time(event.at),
+            "action": event.action,
+            "actor": event.actor_user_id,
+            "disbursement": event.disbursement_id,
+            "detail": event.detail,
+            "prev": event.prev_hash,
         }
     )
-
-
-def body_hash(body: dict[str, Any]) -> str:
-    """The SHA-256 of a request body, canonicalised, stored next to its idempotency key."""
-    return _digest(body)

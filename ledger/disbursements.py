@@ -1,8 +1,10 @@
-"""Disbursement requests: request → (fast path | approvals) → approved (money committed) → paid,
-or rejected / cancelled (commitment released). Each step is one transaction under the fund lock."""
+"""Disbursement requests: request → (fast path | approvals) → approved (the amount pending on the fund) →
+paid (posted), or rejected / cancelled (the pending transfer voided). Each step is one transaction under
+the fund lock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -13,8 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger.audit import record_event
 from ledger.cases import case_for_org
 from ledger.errors import Conflict, Forbidden, Invalid, NotFound
-from ledger.journal import commit_funds, lock_fund, release_funds, require_cents
-from ledger.models import CATEGORIES, Approval, Category, Disbursement, Status
+from ledger.funds import lock_fund
+from ledger.idempotency import end_replay, stored_for_key
+from ledger.journal import require_cents
+from ledger.models import CATEGORIES, Approval, Category, Disbursement, Fund, Status
+from ledger.pending import pend, void_pending
 from ledger.rules import (
     DUPLICATE_APPROVER,
     OTHER_ORG_REQUIRED,
@@ -23,6 +28,7 @@ from ledger.rules import (
     HistoryFacts,
     RequestFacts,
     check_approval,
+    counts_nights,
     evaluate,
 )
 from ledger.rulesets import current_rule_set
@@ -34,8 +40,10 @@ NIGHTS_MAX = 60
 
 @dataclass(frozen=True)
 class Requester:
+    """Who asks for money: the user, the organisation that leads the case, and whether they are a lead worker."""
+
     user_id: str
-    org_id: str
+    organisation_id: str
     is_lead_worker: bool
 
 
@@ -44,9 +52,23 @@ class LedgerViewer:
     """Who is looking, as the ledger needs to know it (the shell builds it from the user's roles)."""
 
     user_id: str
-    org_id: str
+    organisation_id: str
     is_approver: bool = False
     is_auditor: bool = False
+
+
+@dataclass(frozen=True)
+class NewDisbursement:
+    """A request as its requester writes it. `currency` None is the fund's own (a form does not ask)."""
+
+    fund_id: str
+    case_code: str
+    category: str
+    amount_cents: int
+    payee: str
+    currency: str | None = None
+    nights: int | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,18 +77,18 @@ class RequestResult:
     created: bool
 
 
-def _validate(category: str, amount_cents: int, nights: int | None, payee: str, note: str) -> None:
-    if category not in CATEGORIES:
+def _validate(new: NewDisbursement) -> None:
+    if new.category not in CATEGORIES:
         raise Invalid("unknown_category", f"Unknown category; use one of {', '.join(CATEGORIES)}.")
-    require_cents(amount_cents)
-    if category == Category.HOTEL:
-        if nights is None:
+    require_cents(new.amount_cents)
+    if counts_nights(new.category):
+        if new.nights is None:
             raise Invalid("nights_required", "A hotel request needs the number of nights.")
-        if not 1 <= nights <= NIGHTS_MAX:
+        if not 1 <= new.nights <= NIGHTS_MAX:
             raise Invalid("invalid_nights", f"Nights must be between 1 and {NIGHTS_MAX}.")
-    elif nights is not None:
+    elif new.nights is not None:
         raise Invalid("invalid_nights", "Only hotel requests have nights.")
-    if len(payee) > 200 or len(note) > 1000:
+    if len(new.payee) > 200 or len(new.note) > 1000:
         raise Invalid("too_long", "Keep the payee under 200 characters and the note under 1000.")
 
 
@@ -108,58 +130,46 @@ async def history_facts(
 
 
 async def _for_key(session: AsyncSession, user_id: str, key: str) -> Disbursement | None:
-    return (
-        await session.execute(
-            select(Disbursement).where(Disbursement.requester_id == user_id, Disbursement.idempotency_key == key)
-        )
-    ).scalar_one_or_none()
+    return await stored_for_key(session, Disbursement, Disbursement.requester_id, user_id, key)
 
 
 async def _replay(session: AsyncSession, found: Disbursement, request_hash: str | None) -> RequestResult:
-    await session.commit()  # nothing was written; a rollback would expire `found`
-    if found.request_hash != request_hash:
-        raise Invalid("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+    await end_replay(session, found, request_hash)
     return RequestResult(found, created=False)
 
 
 async def request_disbursement(
     session: AsyncSession,
+    new: NewDisbursement,
     *,
-    fund_id: str,
-    case_code: str,
-    category: str,
-    amount_cents: int,
-    currency: str,
-    payee: str,
     requester: Requester,
-    nights: int | None = None,
-    note: str = "",
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     now: datetime | None = None,
 ) -> RequestResult:
-    """Decide the request with the fund's current rule set; on the fast path, commit the money at once
+    """Decide the request with the fund's current rule set; on the fast path, pend the money at once
     (409 `insufficient_funds` and nothing stored if the fund cannot cover it)."""
-    _validate(category, amount_cents, nights, payee, note)
+    _validate(new)
+    fund_id, category, amount_cents = new.fund_id, new.category, new.amount_cents
     now = now or utcnow()
     try:
         fund = await lock_fund(session, fund_id)
-        if currency != fund.currency:
+        if new.currency is not None and new.currency != fund.currency:
             raise Invalid("wrong_currency", f"This fund pays in {fund.currency}.", currency=fund.currency)
         if idempotency_key:
             found = await _for_key(session, requester.user_id, idempotency_key)
             if found is not None:
                 return await _replay(session, found, request_hash)
-        case_row = await case_for_org(session, case_code, requester.org_id)
+        case_row = await case_for_org(session, new.case_code, requester.organisation_id)
         version, rules = await current_rule_set(session, fund_id)
         history = await history_facts(session, fund_id=fund_id, case_id=case_row.id, category=category, now=now)
         decision = evaluate(
             RequestFacts(
                 category=category,
                 amount_cents=amount_cents,
-                nights=nights,
+                nights=new.nights,
                 requester_id=requester.user_id,
-                requester_org_id=requester.org_id,
+                requester_organisation_id=requester.organisation_id,
                 requester_is_lead_worker=requester.is_lead_worker,
             ),
             history,
@@ -170,13 +180,13 @@ async def request_disbursement(
             case_id=case_row.id,
             case_code=case_row.code,
             requester_id=requester.user_id,
-            requester_org_id=requester.org_id,
+            requester_org_id=requester.organisation_id,
             category=category,
             amount_cents=amount_cents,
-            currency=currency,
-            payee=payee.strip(),
-            nights=nights,
-            note=note.strip(),
+            currency=fund.currency,
+            payee=new.payee.strip(),
+            nights=new.nights,
+            note=new.note.strip(),
             status=decision.outcome,
             rule=decision.rule,
             approvals_needed=decision.approvals_needed,
@@ -192,24 +202,17 @@ async def request_disbursement(
         session.add(disbursement)
         await session.flush()
         if decision.outcome == Status.APPROVED:
-            await commit_funds(session, fund_id, amount_cents)
+            await pend(session, fund_id, amount_cents)
             disbursement.committed_cents = amount_cents
             disbursement.decided_at = now
-        await record_event(
-            session,
-            fund,
-            action="request",
-            actor_user_id=requester.user_id,
-            disbursement_id=disbursement.id,
-            detail={
-                "amount_cents": amount_cents,
-                "category": category,
-                "rule": decision.rule,
-                "rule_set_version": version.version,
-                "status": decision.outcome,
-            },
-            at=now,
-        )
+        detail = {
+            "amount_cents": amount_cents,
+            "category": category,
+            "rule": decision.rule,
+            "rule_set_version": version.version,
+            "status": decision.outcome,
+        }
+        await record_event(session, fund, "request", requester.user_id, disbursement.id, detail, now)
         await session.commit()
     except IntegrityError:
         await session.rollback()
@@ -249,7 +252,7 @@ async def approvals_of(session: AsyncSession, disbursement_id: str) -> list[Appr
     return list(rows.scalars().all())
 
 
-async def lock_disbursement(session: AsyncSession, disbursement_id: str) -> tuple[Disbursement, object]:
+async def lock_disbursement(session: AsyncSession, disbursement_id: str) -> tuple[Disbursement, Fund]:
     """Take the fund lock, then re-read the request: its state only changes under that lock."""
     found = await get_disbursement(session, disbursement_id)
     fund = await lock_fund(session, found.fund_id)
@@ -291,29 +294,25 @@ async def approve(
             )
         session.add(
             Approval(
-                disbursement_id=disbursement.id, approver_id=approver.user_id, approver_org_id=approver.org_id, at=now
+                disbursement_id=disbursement.id,
+                approver_id=approver.user_id,
+                approver_org_id=approver.organisation_id,
+                at=now,
             )
         )
         if verdict.complete:
-            await commit_funds(session, disbursement.fund_id, disbursement.amount_cents)
+            await pend(session, disbursement.fund_id, disbursement.amount_cents)
             disbursement.status = Status.APPROVED
             disbursement.committed_cents = disbursement.amount_cents
             disbursement.decided_at = now
         session.add(disbursement)
         await session.flush()
-        await record_event(
-            session,
-            fund,  # type: ignore[arg-type]
-            action="approve",
-            actor_user_id=approver.user_id,
-            disbursement_id=disbursement.id,
-            detail={
-                "approvals": len(previous) + 1,
-                "needed": disbursement.approvals_needed,
-                "status": disbursement.status,
-            },
-            at=now,
-        )
+        detail = {
+            "approvals": len(previous) + 1,
+            "needed": disbursement.approvals_needed,
+            "status": disbursement.status,
+        }
+        await record_event(session, fund, "approve", approver.user_id, disbursement.id, detail, now)
         await session.commit()
     except IntegrityError as exc:
         # Two concurrent approvals by the same person: the unique constraint keeps one.
@@ -333,63 +332,57 @@ async def reject(
         raise Invalid("reason_required", "Say why the request is rejected; the requester sees it.")
     if len(reason) > 1000:
         raise Invalid("too_long", "Keep the reason under 1000 characters.")
-    now = now or utcnow()
-    try:
-        disbursement, fund = await lock_disbursement(session, disbursement_id)
+
+    def not_own(disbursement: Disbursement) -> None:
         if disbursement.requester_id == approver.user_id:
             raise Forbidden(SELF_APPROVAL, "You cannot decide your own request; cancel it instead.")
-        await _close(session, disbursement, Status.REJECTED, now)
-        disbursement.rejection_reason = reason
-        await record_event(
-            session,
-            fund,  # type: ignore[arg-type]
-            action="reject",
-            actor_user_id=approver.user_id,
-            disbursement_id=disbursement.id,
-            detail={"reason": reason},
-            at=now,
-        )
-        await session.commit()
-    except Exception:
-        await session.rollback()
-        raise
-    return disbursement
+
+    return await _end(session, disbursement_id, Status.REJECTED, approver.user_id, not_own, now, reason=reason)
 
 
 async def cancel(
     session: AsyncSession, disbursement_id: str, *, user_id: str, now: datetime | None = None
 ) -> Disbursement:
+    def own(disbursement: Disbursement) -> None:
+        if disbursement.requester_id != user_id:
+            raise Forbidden("forbidden", "Only the requester can cancel a request.")
+
+    return await _end(session, disbursement_id, Status.CANCELLED, user_id, own, now)
+
+
+async def _end(
+    session: AsyncSession,
+    disbursement_id: str,
+    status: Status,
+    actor_user_id: str,
+    may_end: Callable[[Disbursement], None],
+    now: datetime | None,
+    *,
+    reason: str = "",
+) -> Disbursement:
+    """Under the fund lock: `may_end` refuses the actor or not, then the pending transfer, if any, is voided,
+    the request ends in `status` (rejected with `reason`, or cancelled) and the audit trail says so; commits."""
     now = now or utcnow()
     try:
         disbursement, fund = await lock_disbursement(session, disbursement_id)
-        if disbursement.requester_id != user_id:
-            raise Forbidden("forbidden", "Only the requester can cancel a request.")
-        await _close(session, disbursement, Status.CANCELLED, now)
-        await record_event(
-            session,
-            fund,
-            action="cancel",
-            actor_user_id=user_id,
-            disbursement_id=disbursement.id,
-            at=now,  # type: ignore[arg-type]
-        )
+        may_end(disbursement)
+        if disbursement.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
+            raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
+        await void_pending(session, disbursement.fund_id, disbursement.committed_cents)
+        disbursement.committed_cents = 0
+        disbursement.status = status
+        disbursement.decided_at = now
+        disbursement.rejection_reason = reason
+        session.add(disbursement)
+        await session.flush()
+        action = "reject" if status == Status.REJECTED else "cancel"
+        detail = {"reason": reason} if reason else None
+        await record_event(session, fund, action, actor_user_id, disbursement.id, detail, now)
         await session.commit()
     except Exception:
         await session.rollback()
         raise
     return disbursement
-
-
-async def _close(session: AsyncSession, disbursement: Disbursement, status: Status, now: datetime) -> None:
-    """Void the pending transfer, if any, and end the request."""
-    if disbursement.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
-        raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
-    await release_funds(session, disbursement.fund_id, disbursement.committed_cents)
-    disbursement.committed_cents = 0
-    disbursement.status = status
-    disbursement.decided_at = now
-    session.add(disbursement)
-    await session.flush()
 
 
 async def list_disbursements(

@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit import record_event
 from ledger.errors import Invalid
-from ledger.journal import CASH_ACCOUNT, LineSpec, get_fund, lock_fund, post_entry, require_cents
+from ledger.funds import get_fund, lock_fund
+from ledger.journal import LineSpec, post_entry, require_cents
+from ledger.models import CASH_ACCOUNT
 from ledger.stripe_cards import stripe_failure
 from ledger.stripe_models import Donation
 from ledger.timeutil import utcnow
@@ -132,14 +134,8 @@ async def post_donation(
     donation.paid_at = now
     session.add(donation)
     await session.flush()
-    await record_event(
-        session,
-        fund,
-        action="deposit",
-        actor_user_id=None,
-        detail={"entry": entry.id, "amount_cents": amount_cents, "source": "donation", "checkout": checkout_session_id},
-        at=now,
-    )
+    detail = {"entry": entry.id, "amount_cents": amount_cents, "source": "donation", "checkout": checkout_session_id}
+    await record_event(session, fund, action="deposit", actor_user_id=None, detail=detail, at=now)
     return donation
 
 

@@ -1,16 +1,15 @@
 """Paying an approved disbursement: the one seam both manual payments and Stripe Issuing cards go through.
 
-`post_payment` books a manual payment: it posts the actual amount (debit the category's expense account,
-credit cash), voids the rest of the pending transfer, marks the request paid and records the payment and an
-audit event, all in one transaction under the fund lock.
+`pay` books a manual payment at once: it posts the pending transfer for the actual amount (debit the
+category's expense account, credit cash), voiding the rest, marks the request paid and records the payment
+and an audit event, all in one transaction under the fund lock.
 
-`pay` chooses the method. For `stripe_card` it asks the `CardIssuer` (ledger/stripe_cards.py, passed in
-by the web shell when a Stripe key is configured) for a virtual card limited to the amount and the
-category, then attaches it (ledger/cards.py): the request stays approved and keeps its commitment until
-the card's captures post and the card is closed. Without an issuer `stripe_card` answers 409
-`stripe_not_configured`. One card per request: a retried `pay` finds the card and issues nothing (and the
-issuer's Stripe idempotency key is the disbursement id, so even a retry after a lost answer makes no
-second card).
+For `stripe_card` it asks the `CardIssuer` (ledger/stripe_cards.py, passed in by the web shell when a
+Stripe key is configured) for a virtual card limited to the amount and the category, then attaches it
+(ledger/cards.py): the request stays approved and keeps its pending transfer until the card's captures post
+and the card is closed. Without an issuer `stripe_card` answers 409 `stripe_not_configured`. One card per
+request: a retried `pay` finds the card and issues nothing (and the issuer's Stripe idempotency key is the
+disbursement id, so even a retry after a lost answer makes no second card).
 """
 
 from __future__ import annotations
@@ -27,8 +26,10 @@ from ledger.audit import record_event
 from ledger.cards import IssuedCard, attach_card, card_for_disbursement, merchant_categories
 from ledger.disbursements import get_disbursement, lock_disbursement
 from ledger.errors import Conflict, Invalid
-from ledger.journal import CASH_ACCOUNT, LineSpec, post_entry, release_funds, require_cents
-from ledger.models import Disbursement, Payment, Status
+from ledger.idempotency import end_replay, stored_for_key
+from ledger.journal import LineSpec, require_cents
+from ledger.models import CASH_ACCOUNT, Disbursement, Payment, Status
+from ledger.pending import post_pending
 from ledger.stripe_models import Card
 from ledger.timeutil import utcnow
 
@@ -55,41 +56,47 @@ class PaymentResult:
     issued: IssuedCard | None = None  # only in the answer to the request that issued the card
 
 
-async def _payment_for_key(session: AsyncSession, user_id: str, key: str) -> Payment | None:
+async def payment_of(session: AsyncSession, disbursement_id: str) -> Payment | None:
     return (
-        await session.execute(
-            select(Payment).where(Payment.idempotency_user_id == user_id, Payment.idempotency_key == key)
-        )
+        await session.execute(select(Payment).where(Payment.disbursement_id == disbursement_id))
     ).scalar_one_or_none()
 
 
+async def _payment_for_key(session: AsyncSession, user_id: str, key: str) -> Payment | None:
+    return await stored_for_key(session, Payment, Payment.idempotency_user_id, user_id, key)
+
+
 async def _replay(session: AsyncSession, payment: Payment, request_hash: str | None) -> PaymentResult:
-    if payment.request_hash != request_hash:
-        await session.rollback()
-        raise Invalid("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
     disbursement = await session.get(Disbursement, payment.disbursement_id, populate_existing=True)
-    await session.commit()  # nothing was written; a rollback would expire what we answer with
+    await end_replay(session, payment, request_hash)
     assert disbursement is not None  # a payment row always has its disbursement (foreign key)
     return PaymentResult(payment, disbursement, created=False)
 
 
-async def post_payment(
+async def pay(
     session: AsyncSession,
     disbursement_id: str,
-    amount_cents: int | None,
-    method: str,
-    reference: str = "",
     *,
+    method: str,
+    amount_cents: int | None = None,
+    reference: str = "",
     actor_user_id: str,
-    external_id: str | None = None,
+    card_issuer: CardIssuer | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     now: datetime | None = None,
 ) -> PaymentResult:
-    """Book the payment of an approved disbursement. `amount_cents` None means the approved amount;
-    more than approved is 422 `amount_exceeds_approved`; a request that is not approved is 409."""
+    """Pay an approved disbursement: by card (`pay_by_card`), or book a manual payment now. `amount_cents`
+    None means the approved amount; more than approved is 422 `amount_exceeds_approved`; a request that is
+    not approved is 409."""
     if method not in METHODS:
         raise Invalid("unknown_method", "Pay with manual or stripe_card.")
+    if method == STRIPE_CARD:
+        if card_issuer is None:
+            raise Conflict("stripe_not_configured", "Card payments are not set up; record a manual payment.")
+        return await pay_by_card(
+            session, disbursement_id, amount_cents=amount_cents, actor_user_id=actor_user_id, issuer=card_issuer
+        )
     if amount_cents is not None:
         require_cents(amount_cents)
     if len(reference) > 200:
@@ -111,12 +118,10 @@ async def post_payment(
                 "The payment is more than was approved.",
                 approved_cents=approved,
             )
-        # Void the whole pending transfer first, then post the actual amount: the balance row's CHECK
-        # (balance >= committed) then holds after every statement, not only at commit.
-        await release_funds(session, disbursement.fund_id, approved)
-        entry = await post_entry(
+        entry = await post_pending(
             session,
-            fund,  # type: ignore[arg-type]
+            fund,
+            approved,
             kind="payment",
             lines=[
                 LineSpec(f"expenses:{disbursement.category}", "debit", paid),
@@ -131,7 +136,6 @@ async def post_payment(
             method=method,
             amount_cents=paid,
             reference=reference,
-            external_id=external_id,
             entry_id=entry.id,
             actor_user_id=actor_user_id,
             created_at=now,
@@ -146,15 +150,8 @@ async def post_payment(
         disbursement.paid_at = now
         session.add(disbursement)
         await session.flush()
-        await record_event(
-            session,
-            fund,  # type: ignore[arg-type]
-            action="pay",
-            actor_user_id=actor_user_id,
-            disbursement_id=disbursement.id,
-            detail={"amount_cents": paid, "released_cents": approved - paid, "method": method, "entry": entry.id},
-            at=now,
-        )
+        detail = {"amount_cents": paid, "released_cents": approved - paid, "method": method, "entry": entry.id}
+        await record_event(session, fund, "pay", actor_user_id, disbursement.id, detail, now)
         await session.commit()
     except IntegrityError:
         await session.rollback()
@@ -166,38 +163,6 @@ async def post_payment(
         await session.rollback()
         raise
     return PaymentResult(payment, disbursement, created=True)
-
-
-async def pay(
-    session: AsyncSession,
-    disbursement_id: str,
-    *,
-    method: str,
-    amount_cents: int | None = None,
-    reference: str = "",
-    actor_user_id: str,
-    card_issuer: CardIssuer | None = None,
-    idempotency_key: str | None = None,
-    request_hash: str | None = None,
-    now: datetime | None = None,
-) -> PaymentResult:
-    if method == STRIPE_CARD:
-        if card_issuer is None:
-            raise Conflict("stripe_not_configured", "Card payments are not set up; record a manual payment.")
-        return await pay_by_card(
-            session, disbursement_id, amount_cents=amount_cents, actor_user_id=actor_user_id, issuer=card_issuer
-        )
-    return await post_payment(
-        session,
-        disbursement_id,
-        amount_cents,
-        method,
-        reference,
-        actor_user_id=actor_user_id,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        now=now,
-    )
 
 
 async def pay_by_card(

@@ -126,6 +126,11 @@ def format_rules(rules: RuleSet) -> str:
     return json.dumps(rules_to_document(rules), indent=2, sort_keys=True)
 
 
+def counts_nights(category: str) -> bool:
+    """Only a hotel stay is counted in nights: it needs them, is capped by them, and nothing else has them."""
+    return category == Category.HOTEL
+
+
 @dataclass(frozen=True)
 class RequestFacts:
     """What the request says about itself, and who asks."""
@@ -134,7 +139,7 @@ class RequestFacts:
     amount_cents: int
     nights: int | None
     requester_id: str
-    requester_org_id: str
+    requester_organisation_id: str
     requester_is_lead_worker: bool
 
 
@@ -155,7 +160,9 @@ class HistoryFacts:
 
 
 @dataclass(frozen=True)
-class Decision:
+class RuleDecision:
+    """Which approval path a request takes (not the card authorization's answer, `ledger.cards`)."""
+
     outcome: str  # approved | pending_approval
     rule: str
     approvals_needed: int
@@ -163,7 +170,7 @@ class Decision:
     reasons: tuple[str, ...]
 
 
-def evaluate(request: RequestFacts, history: HistoryFacts, rules: RuleSet) -> Decision:
+def evaluate(request: RequestFacts, history: HistoryFacts, rules: RuleSet) -> RuleDecision:
     """Which rule decides this request. Escalations are checked first: a cap beats the fast path."""
     escalations: list[str] = []
     if request.category in rules.dual_approval.categories:
@@ -171,7 +178,7 @@ def evaluate(request: RequestFacts, history: HistoryFacts, rules: RuleSet) -> De
     if request.amount_cents > rules.single_approval.amount_cents_max:
         escalations.append("amount_above_single_approval")
     if (
-        request.category == Category.HOTEL
+        counts_nights(request.category)
         and history.case_hotel_nights_30d + (request.nights or 0) > rules.caps.hotel_nights_per_case_30d_max
     ):
         escalations.append("hotel_nights_cap")
@@ -181,7 +188,7 @@ def evaluate(request: RequestFacts, history: HistoryFacts, rules: RuleSet) -> De
     if budget is not None and history.category_month_cents + request.amount_cents > budget:
         escalations.append("category_monthly_budget")
     if escalations:
-        return Decision(
+        return RuleDecision(
             "pending_approval", DUAL_APPROVAL, 2, rules.dual_approval.other_org_required, tuple(escalations)
         )
 
@@ -194,14 +201,14 @@ def evaluate(request: RequestFacts, history: HistoryFacts, rules: RuleSet) -> De
     if fast.lead_worker_required and not request.requester_is_lead_worker:
         why_not_fast.append("not_lead_worker")
     if not why_not_fast:
-        return Decision("approved", FAST_PATH, 0, False, ("fast_path",))
-    return Decision("pending_approval", SINGLE_APPROVAL, 1, False, tuple(why_not_fast))
+        return RuleDecision("approved", FAST_PATH, 0, False, ("fast_path",))
+    return RuleDecision("pending_approval", SINGLE_APPROVAL, 1, False, tuple(why_not_fast))
 
 
 @dataclass(frozen=True)
 class Approver:
     user_id: str
-    org_id: str
+    organisation_id: str
 
 
 @dataclass(frozen=True)
@@ -233,7 +240,7 @@ def check_approval(
     after = (*previous, approver)
     complete = len(after) >= approvals_needed
     if needs_other_org:
-        other_org = any(a.org_id != requester.org_id for a in after)
+        other_org = any(a.organisation_id != requester.organisation_id for a in after)
         # Refuse the approval that would fill the last slot without anyone from outside; earlier slots may
         # be anyone, so one organisation's approvers can start while another is asked.
         if complete and not other_org:

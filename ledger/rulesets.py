@@ -11,9 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit import record_event
 from ledger.errors import NotFound
-from ledger.journal import lock_fund
-from ledger.models import Disbursement, RuleSetVersion
-from ledger.rules import Decision, HistoryFacts, RequestFacts, RuleSet, evaluate, parse_rules, rules_to_document
+from ledger.funds import lock_fund
+from ledger.models import Disbursement, RuleSetVersion, Status
+from ledger.rules import (
+    FAST_PATH,
+    HistoryFacts,
+    RequestFacts,
+    RuleDecision,
+    RuleSet,
+    evaluate,
+    parse_rules,
+    rules_to_document,
+)
 
 
 async def current_rule_set(session: AsyncSession, fund_id: str) -> tuple[RuleSetVersion, RuleSet]:
@@ -61,14 +70,8 @@ async def save_rule_set(
         version.created_at = now
     session.add(version)
     await session.flush()
-    await record_event(
-        session,
-        fund,
-        action="rule_set",
-        actor_user_id=actor_user_id,
-        detail={"version": version.version, "document": version.document},
-        at=now,
-    )
+    detail = {"version": version.version, "document": version.document}
+    await record_event(session, fund, "rule_set", actor_user_id, detail=detail, at=now)
     await session.commit()
     return version
 
@@ -76,8 +79,8 @@ async def save_rule_set(
 @dataclass(frozen=True)
 class PreviewRow:
     disbursement: Disbursement
-    was: Decision
-    would_be: Decision
+    was: RuleDecision
+    would_be: RuleDecision
 
     @property
     def changed(self) -> bool:
@@ -88,7 +91,7 @@ class PreviewRow:
         )
 
 
-def replay(disbursement: Disbursement, rules: RuleSet) -> Decision:
+def replay(disbursement: Disbursement, rules: RuleSet) -> RuleDecision:
     """What `rules` would have decided, from the facts stored with the request when it was made."""
     facts = disbursement.facts or {}
     request = RequestFacts(
@@ -96,7 +99,7 @@ def replay(disbursement: Disbursement, rules: RuleSet) -> Decision:
         amount_cents=disbursement.amount_cents,
         nights=disbursement.nights,
         requester_id=disbursement.requester_id,
-        requester_org_id=disbursement.requester_org_id,
+        requester_organisation_id=disbursement.requester_org_id,
         requester_is_lead_worker=bool(facts.get("requester_is_lead_worker", False)),
     )
     history = HistoryFacts(
@@ -116,12 +119,7 @@ async def preview_rule_set(session: AsyncSession, fund_id: str, rules: RuleSet, 
     )
     result = []
     for d in rows.scalars().all():
-        was = Decision(
-            "approved" if d.rule == "fast_path" else "pending_approval",
-            d.rule,
-            d.approvals_needed,
-            d.needs_other_org,
-            tuple(d.reasons),
-        )
+        outcome = Status.APPROVED if d.rule == FAST_PATH else Status.PENDING_APPROVAL
+        was = RuleDecision(outcome.value, d.rule, d.approvals_needed, d.needs_other_org, tuple(d.reasons))
         result.append(PreviewRow(d, was, replay(d, rules)))
     return result

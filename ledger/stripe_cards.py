@@ -3,7 +3,8 @@
 cancelling a card. Every create carries an idempotency key made of our own ids, so a retried `pay` or a
 retried request after a network error never makes a second cardholder or card.
 
-Stripe talks to the ledger only through `ledger/cards.py`; this module holds no money logic.
+This module holds no money logic: the ledger's side of a card is `ledger/cards.py` (issuing),
+`ledger/card_authorizations.py` and `ledger/card_postings.py`.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class BillingAddress:
 class CardholderProfile:
     """Who the card is issued to: the requesting organisation (a company cardholder), never a person."""
 
-    org_id: str
+    organisation_id: str
     name: str
     billing: BillingAddress
 
@@ -100,11 +101,11 @@ class StripeCardIssuer:
         self.client = client
         self.profile_for = profile_for
 
-    async def cardholder_id(self, session: AsyncSession, org_id: str) -> str:
-        found = await session.get(Cardholder, org_id)
+    async def cardholder_id(self, session: AsyncSession, organisation_id: str) -> str:
+        found = await session.get(Cardholder, organisation_id)
         if found is not None:
             return found.stripe_cardholder_id
-        profile = await self.profile_for(session, org_id)
+        profile = await self.profile_for(session, organisation_id)
         await session.rollback()  # no transaction stays open across the network call
         address = profile.billing
         try:
@@ -121,29 +122,29 @@ class StripeCardIssuer:
                             "country": address.country,
                         }
                     },
-                    "metadata": {"org_id": org_id},
+                    "metadata": {"org_id": organisation_id},
                 },
-                options={"idempotency_key": f"refuge-cardholder-{org_id}"},
+                options={"idempotency_key": f"refuge-cardholder-{organisation_id}"},
             )
         except stripe.StripeError as exc:
             raise stripe_failure(exc) from exc
-        session.add(Cardholder(org_id=org_id, stripe_cardholder_id=holder.id))
+        session.add(Cardholder(org_id=organisation_id, stripe_cardholder_id=holder.id))
         try:
             await session.commit()
         except IntegrityError:
             # A concurrent first card of the same organisation stored it first (same idempotency key, so
             # Stripe returned the same cardholder to both).
             await session.rollback()
-            winner = await session.get(Cardholder, org_id)
+            winner = await session.get(Cardholder, organisation_id)
             assert winner is not None
             return winner.stripe_cardholder_id
         return holder.id
 
     async def issue_card(self, session: AsyncSession, disbursement: Disbursement, amount_cents: int) -> IssuedCard:
         # Read what we need first: the cardholder step ends the transaction, which expires the row.
-        disbursement_id, org_id = disbursement.id, disbursement.requester_org_id
+        disbursement_id, organisation_id = disbursement.id, disbursement.requester_org_id
         params = card_params(disbursement, "", amount_cents)  # refuses `other` before any Stripe call
-        params["cardholder"] = await self.cardholder_id(session, org_id)
+        params["cardholder"] = await self.cardholder_id(session, organisation_id)
         await session.rollback()
         try:
             card = await self.client.v1.issuing.cards.create_async(

@@ -19,7 +19,7 @@ import stripe
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger import cards, donations
+from ledger import card_authorizations, card_postings, cards, donations
 from ledger.errors import LedgerError
 from ledger.stripe_models import StripeEvent
 from ledger.timeutil import utcnow
@@ -72,7 +72,7 @@ def _id(value: Any) -> str | None:
 
 async def _authorization_request(session: AsyncSession, obj: JSON) -> JSON:
     pending = obj.get("pending_request") or {}
-    decision = await cards.decide_authorization(
+    decision = await card_authorizations.decide_authorization(
         session,
         authorization_id=obj["id"],
         stripe_card_id=_id(obj.get("card")) or "",
@@ -85,12 +85,12 @@ async def _authorization_request(session: AsyncSession, obj: JSON) -> JSON:
 
 async def _authorization_changed(session: AsyncSession, obj: JSON) -> JSON:
     status = str(obj.get("status", ""))
-    changed = await cards.authorization_ended(session, obj["id"], status)
+    changed = await card_authorizations.authorization_ended(session, obj["id"], status)
     return {"status": status, "changed": changed}
 
 
 async def _transaction_created(session: AsyncSession, obj: JSON) -> JSON:
-    result = await cards.apply_transaction(
+    result = await card_postings.apply_transaction(
         session,
         transaction_id=obj["id"],
         stripe_card_id=_id(obj.get("card")) or "",
@@ -116,7 +116,7 @@ async def _card_updated(session: AsyncSession, obj: JSON) -> JSON:
     card = await cards.card_by_stripe_id(session, obj["id"])
     if card is None or card.status != "open":
         return {"closed": False}
-    _, released = await cards.close_card_in_transaction(session, card, reason="canceled_at_stripe")
+    _, released = await card_postings.close_card_in_transaction(session, card, reason="canceled_at_stripe")
     return {"closed": True, "released_cents": released}
 
 

@@ -36,7 +36,7 @@ class Cardholder(SQLModel, table=True):
 
 class Card(SQLModel, table=True):
     """A virtual card paying one approved disbursement. While it is open the disbursement stays approved
-    and keeps its commitment: `limit_cents - captured_cents` (never below zero) is still committed."""
+    and keeps its pending transfer: `limit_cents - captured_cents` (never below zero) is still pending."""
 
     __tablename__ = "ledger_card"
     __table_args__ = (

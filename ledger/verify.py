@@ -1,15 +1,18 @@
-"""Checking both hash chains of a fund end to end, in batches, naming the first entry that does not hold."""
+"""Checking a fund's books: both hash chains end to end, in batches, naming the first link that does not hold,
+and every balance row against the sum of its journal lines."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.chain import GENESIS, entry_hash, event_hash
-from ledger.journal import get_fund
-from ledger.models import Account, AuditEvent, JournalEntry, JournalLine
+from ledger.funds import get_fund
+from ledger.models import NORMAL_SIDE, Account, AccountBalance, AccountKind, AuditEvent, JournalEntry, JournalLine
 
 BATCH = 2000
 
@@ -33,29 +36,66 @@ class FundAudit:
         return self.journal.ok and self.events.ok
 
 
-async def verify_journal(session: AsyncSession, fund_id: str) -> ChainCheck:
-    fund = await get_fund(session, fund_id)
-    currency, head_hash, entry_count = fund.currency, fund.head_hash, fund.entry_count
-    codes = dict((await session.execute(select(Account.id, Account.code).where(Account.fund_id == fund_id))).all())
+# Given one batch of links, a function naming what is wrong with a link's own content (or None).
+ContentCheck = Callable[[Sequence[Any]], Awaitable[Callable[[Any], str | None]]]
+
+
+async def _walk(
+    session: AsyncSession,
+    model: type[JournalEntry] | type[AuditEvent],
+    fund_id: str,
+    head_hash: str,
+    length: int,
+    content_check: ContentCheck,
+) -> ChainCheck:
+    """Walk one chain in `seq` order: each link follows the one before it, and the fund's head (`head_hash`,
+    `length` links) is the last."""
     prev = GENESIS
     expected_seq = 1
     count = 0
     last_id: str | None = None
     while True:
-        entries = list(
+        links = list(
             (
                 await session.execute(
-                    select(JournalEntry)
-                    .where(JournalEntry.fund_id == fund_id, JournalEntry.seq >= expected_seq)
-                    .order_by(JournalEntry.seq)
+                    select(model)
+                    .where(model.fund_id == fund_id, model.seq >= expected_seq)
+                    .order_by(model.seq)  # type: ignore[arg-type]
                     .limit(BATCH)
                 )
             )
             .scalars()
             .all()
         )
-        if not entries:
+        if not links:
             break
+        content_problem = await content_check(links)
+        for link in links:
+            if link.seq != expected_seq:
+                problem: str | None = "seq_gap"
+            elif link.prev_hash != prev:
+                problem = "prev_hash"
+            else:
+                problem = content_problem(link)
+            if problem:
+                return ChainCheck(False, count, prev, link.id, problem)
+            prev = link.hash
+            last_id = link.id
+            expected_seq += 1
+            count += 1
+        session.expunge_all()  # keep memory flat over 100k entries
+    if head_hash != prev or length != count:
+        # Links removed from the end, or the head rewritten: blame the last link that still stands.
+        return ChainCheck(False, count, prev, last_id, "head")
+    return ChainCheck(True, count, prev, None, None)
+
+
+async def verify_journal(session: AsyncSession, fund_id: str) -> ChainCheck:
+    fund = await get_fund(session, fund_id)
+    currency = fund.currency
+    codes = dict((await session.execute(select(Account.id, Account.code).where(Account.fund_id == fund_id))).all())
+
+    async def entry_problem(entries: Sequence[JournalEntry]) -> Callable[[JournalEntry], str | None]:
         lines: dict[str, list[tuple[str, str, int]]] = {e.id: [] for e in entries}
         rows = await session.execute(
             select(JournalLine.entry_id, JournalLine.account_id, JournalLine.side, JournalLine.amount_cents)
@@ -69,96 +109,73 @@ async def verify_journal(session: AsyncSession, fund_id: str) -> ChainCheck:
         )
         for entry_id, account_id, side, amount in rows:
             lines[entry_id].append((codes.get(account_id, "?"), side, amount))
-        for entry in entries:
-            problem = None
+
+        def problem(entry: JournalEntry) -> str | None:
             entry_lines = lines[entry.id]
             debits = sum(a for _, s, a in entry_lines if s == "debit")
             credits = sum(a for _, s, a in entry_lines if s == "credit")
-            if entry.seq != expected_seq:
-                problem = "seq_gap"
-            elif entry.prev_hash != prev:
-                problem = "prev_hash"
-            elif debits != entry.total_debits_cents or credits != entry.total_credits_cents or debits != credits:
-                problem = "totals"
-            elif entry.hash != entry_hash(
-                entry_id=entry.id,
-                fund_id=entry.fund_id,
-                seq=entry.seq,
-                kind=entry.kind,
-                posted_at=entry.posted_at,
-                memo=entry.memo,
-                disbursement_id=entry.disbursement_id,
-                currency=currency,
-                total_debits_cents=entry.total_debits_cents,
-                total_credits_cents=entry.total_credits_cents,
-                lines=entry_lines,
-                prev_hash=entry.prev_hash,
-            ):
-                problem = "hash"
-            if problem:
-                return ChainCheck(False, count, prev, entry.id, problem)
-            prev = entry.hash
-            last_id = entry.id
-            expected_seq += 1
-            count += 1
-        session.expunge_all()  # keep memory flat over 100k entries
-    if head_hash != prev or entry_count != count:
-        # Entries removed from the end, or the head rewritten: blame the last entry that still stands.
-        return ChainCheck(False, count, prev, last_id, "head")
-    return ChainCheck(True, count, prev, None, None)
+            if debits != entry.total_debits_cents or credits != entry.total_credits_cents or debits != credits:
+                return "totals"
+            return "hash" if entry.hash != entry_hash(entry, currency, entry_lines) else None
+
+        return problem
+
+    return await _walk(session, JournalEntry, fund_id, fund.head_hash, fund.entry_count, entry_problem)
 
 
 async def verify_events(session: AsyncSession, fund_id: str) -> ChainCheck:
     fund = await get_fund(session, fund_id)
-    audit_count, audit_head = fund.audit_count, fund.audit_head_hash
-    prev = GENESIS
-    expected_seq = 1
-    count = 0
-    last_id: str | None = None
-    while True:
-        events = list(
-            (
-                await session.execute(
-                    select(AuditEvent)
-                    .where(AuditEvent.fund_id == fund_id, AuditEvent.seq >= expected_seq)
-                    .order_by(AuditEvent.seq)
-                    .limit(BATCH)
-                )
-            )
-            .scalars()
-            .all()
-        )
-        if not events:
-            break
-        for event in events:
-            problem = None
-            if event.seq != expected_seq:
-                problem = "seq_gap"
-            elif event.prev_hash != prev:
-                problem = "prev_hash"
-            elif event.hash != event_hash(
-                event_id=event.id,
-                fund_id=event.fund_id,
-                seq=event.seq,
-                at=event.at,
-                action=event.action,
-                actor_user_id=event.actor_user_id,
-                disbursement_id=event.disbursement_id,
-                detail=event.detail,
-                prev_hash=event.prev_hash,
-            ):
-                problem = "hash"
-            if problem:
-                return ChainCheck(False, count, prev, event.id, problem)
-            prev = event.hash
-            last_id = event.id
-            expected_seq += 1
-            count += 1
-        session.expunge_all()
-    if audit_head != prev or audit_count != count:
-        return ChainCheck(False, count, prev, last_id, "head")
-    return ChainCheck(True, count, prev, None, None)
+
+    async def event_problem(events: Sequence[AuditEvent]) -> Callable[[AuditEvent], str | None]:
+        return lambda event: "hash" if event.hash != event_hash(event) else None
+
+    return await _walk(session, AuditEvent, fund_id, fund.audit_head_hash, fund.audit_count, event_problem)
 
 
 async def verify_fund(session: AsyncSession, fund_id: str) -> FundAudit:
     return FundAudit(journal=await verify_journal(session, fund_id), events=await verify_events(session, fund_id))
+
+
+@dataclass(frozen=True)
+class BooksCheck:
+    """Debits equal credits over the whole fund, and every balance row equals the sum of its lines."""
+
+    debits_cents: int
+    credits_cents: int
+    mismatched_accounts: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.debits_cents == self.credits_cents and not self.mismatched_accounts
+
+
+async def check_books(session: AsyncSession, fund_id: str) -> BooksCheck:
+    rows = await session.execute(
+        select(Account.code, Account.kind, JournalLine.side, func.coalesce(func.sum(JournalLine.amount_cents), 0))
+        .join(JournalLine, JournalLine.account_id == Account.id, isouter=True)
+        .where(Account.fund_id == fund_id)
+        .group_by(Account.code, Account.kind, JournalLine.side)
+    )
+    derived: dict[str, int] = {}
+    debits = credits = 0
+    for code, kind, side, total in rows:
+        total = int(total)
+        derived.setdefault(code, 0)
+        if side is None:
+            continue
+        if side == "debit":
+            debits += total
+        else:
+            credits += total
+        derived[code] += total if side == NORMAL_SIDE[AccountKind(kind)] else -total
+    stored = dict(
+        (
+            await session.execute(
+                select(Account.code, AccountBalance.balance_cents)
+                .join(AccountBalance, AccountBalance.account_id == Account.id)
+                .where(Account.fund_id == fund_id)
+            )
+        ).all()
+    )
+    mismatched = tuple(sorted(code for code in derived if stored.get(code) != derived[code]))
+    return BooksCheck(debits, credits, mismatched)

@@ -250,6 +250,7 @@ async def test_rejection_releases_and_a_rejected_request_cannot_be_approved_or_p
         ({"currency": "USD"}, 422, "wrong_currency"),
         ({"category": "hotel", "amount_cents": 10_000}, 422, "nights_required"),
         ({"category": "hotel", "nights": 0}, 422, "invalid_nights"),
+        ({"category": "calling_card", "nights": 2}, 422, "invalid_nights"),
         ({"name": "Jane Doe"}, 400, "invalid_body"),
         ({"immigration_status": "no status"}, 400, "invalid_body"),
         ({"case_code": "C-XXXX-XX"}, 404, "case_not_found"),

@@ -8,7 +8,8 @@ import asyncio
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ledger.journal import create_fund, deposit, fund_summary
+from ledger.deposits import deposit
+from ledger.funds import create_fund, fund_summary
 from ledger.rules import DEFAULT_RULES, rules_to_document
 from ledger.rulesets import save_rule_set
 from tests.conftest import Network

@@ -9,7 +9,7 @@ import json
 import httpx
 import websockets
 
-from tests.conftest import PASSWORD, LiveServer, Network
+from tests.conftest import PASSWORD, LiveServer, Network, until_live
 from tests.test_ledger_support import disbursement_body, fixture_fund_id  # noqa: F401  (fixture)
 
 
@@ -46,7 +46,8 @@ async def test_inbox_and_status_update_live(live_server: LiveServer, network: Ne
             ws_url(live_server, "/api/v1/stream"), additional_headers=network["police"].headers
         ) as police_ws,
     ):
-        await asyncio.sleep(0.2)
+        for ws in (approver_ws, worker_ws, police_ws):
+            await until_live(ws)
         code = (await http.post("/api/v1/cases", json={}, headers=worker.headers)).json()["code"]
         created = await http.post(
             "/api/v1/disbursements",

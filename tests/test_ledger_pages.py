@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from litestar.testing import AsyncTestClient
 
 from tests.conftest import Network, login_page_session
@@ -36,6 +38,31 @@ async def test_case_worker_requests_from_the_form_and_sees_the_outcome_at_once(
         headers={"HX-Request": "true", "x-csrftoken": _csrf(client)},
     )
     assert bad.status_code == 422
+
+
+async def test_the_form_drops_nights_typed_before_the_category_changed(
+    client: AsyncTestClient, network: Network, fund_id: str
+) -> None:
+    code = await new_case(client, network["worker"])
+    await login_page_session(client, "worker")
+    await client.get("/ledger/request")
+    form = {"fund_id": fund_id, "case_code": code, "amount": "12.50", "payee": "Bell", "nights": "3"}
+    card = await client.post(
+        "/ledger/request",
+        data={**form, "category": "calling_card"},
+        headers={"HX-Request": "true", "x-csrftoken": _csrf(client)},
+    )
+    assert card.status_code == 200, card.text
+    assert "Approved" in card.text
+    disbursement_id = re.search(r'id="disb-status-([0-9a-f]{32})"', card.text).group(1)  # type: ignore[union-attr]
+    stored = await client.get(f"/api/v1/disbursements/{disbursement_id}", headers=network["worker"].headers)
+    assert stored.json()["nights"] is None
+    hotel = await client.post(
+        "/ledger/request",
+        data={**form, "category": "hotel", "nights": ""},
+        headers={"HX-Request": "true", "x-csrftoken": _csrf(client)},
+    )
+    assert hotel.status_code == 422
 
 
 async def test_inbox_journal_report_and_rules_pages(client: AsyncTestClient, network: Network, fund_id: str) -> None:

@@ -17,6 +17,7 @@ from ledger.rules import (
     HistoryFacts,
     RequestFacts,
     check_approval,
+    counts_nights,
     evaluate,
     format_rules,
     parse_rules,
@@ -25,14 +26,14 @@ from ledger.rules import (
 
 ORGS = ["org-a", "org-b", "org-c"]
 users = st.sampled_from([f"user-{i}" for i in range(6)])
-approvers = st.builds(Approver, user_id=users, org_id=st.sampled_from(ORGS))
+approvers = st.builds(Approver, user_id=users, organisation_id=st.sampled_from(ORGS))
 requests = st.builds(
     RequestFacts,
     category=st.sampled_from(CATEGORIES),
     amount_cents=st.integers(min_value=1, max_value=1_000_000),
     nights=st.none() | st.integers(min_value=1, max_value=30),
     requester_id=users,
-    requester_org_id=st.sampled_from(ORGS),
+    requester_organisation_id=st.sampled_from(ORGS),
     requester_is_lead_worker=st.booleans(),
 )
 histories = st.builds(
@@ -45,7 +46,7 @@ histories = st.builds(
 
 def run_approvals(request: RequestFacts, decision, attempts: list[Approver]) -> tuple[list[Approver], bool]:
     """Feed approval attempts through check_approval as the service does; return accepted ones and completion."""
-    requester = Approver(request.requester_id, request.requester_org_id)
+    requester = Approver(request.requester_id, request.requester_organisation_id)
     accepted: list[Approver] = []
     for approver in attempts:
         verdict = check_approval(
@@ -84,7 +85,7 @@ def test_international_or_large_amounts_need_two_approvers_one_from_another_org(
         accepted, complete = run_approvals(request, decision, attempts)
         if complete:
             assert len({a.user_id for a in accepted}) >= 2
-            assert any(a.org_id != request.requester_org_id for a in accepted)
+            assert any(a.organisation_id != request.requester_organisation_id for a in accepted)
             assert request.requester_id not in {a.user_id for a in accepted}
 
 
@@ -139,3 +140,12 @@ def test_rule_documents_round_trip_and_are_validated() -> None:
     for bad in bad_documents:
         with pytest.raises(Invalid):
             parse_rules(bad)
+
+
+def test_only_a_hotel_stay_counts_nights() -> None:
+    assert [category for category in CATEGORIES if counts_nights(category)] == ["hotel"]
+    hotel = RequestFacts("hotel", 10_000, 8, "u1", "org-a", True)
+    assert "hotel_nights_cap" in evaluate(hotel, HistoryFacts(), DEFAULT_RULES).reasons
+    # Nights never count for another category, even if a caller passes some.
+    card = RequestFacts("calling_card", 2_000, 8, "u1", "org-a", True)
+    assert evaluate(card, HistoryFacts(case_hotel_nights_30d=7), DEFAULT_RULES).rule == FAST_PATH

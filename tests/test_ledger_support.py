@@ -8,7 +8,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ledger.journal import check_books, create_fund, deposit, fund_summary
+from ledger.deposits import deposit
+from ledger.funds import create_fund, fund_summary
+from ledger.verify import check_books
 from tests.conftest import Network, Person
 
 

@@ -6,37 +6,38 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger import disbursements, journal, payments
+from exchange.accounts.models import User
+from exchange.demo.network import DemoNetwork
+from ledger import disbursements, payments
 from ledger.cases import create_case
-from ledger.disbursements import Requester
+from ledger.deposits import deposit
+from ledger.disbursements import NewDisbursement, Requester
+from ledger.funds import create_fund
 from ledger.rules import Approver
 from ledger.timeutil import utcnow
 
 
-async def seed_ledger(session: AsyncSession, net: object) -> None:
-    users = net.users  # type: ignore[attr-defined]
+async def seed_ledger(session: AsyncSession, net: DemoNetwork) -> None:
+    users = net.users
     admin, worker, dual = users["admin"], users["caseworker"], users["dual"]
     approver, approver2 = users["approver"], users["approver2"]
     start = utcnow() - timedelta(days=40)
-    fund = await journal.create_fund(session, name="Emergency Fund", currency="CAD", now=start)
-    await journal.deposit(
-        session,
-        fund.id,
-        amount_cents=2_500_000,
-        source="grant",
-        note="Provincial grant",
-        actor_user_id=admin.id,
-        now=start,
-    )
+    fund = await create_fund(session, name="Emergency Fund", currency="CAD", now=start)
+
+    async def give(day: int, cents: int, source: str, note: str) -> None:
+        at = start + timedelta(days=day)
+        await deposit(session, fund.id, amount_cents=cents, source=source, note=note, actor_user_id=admin.id, now=at)
+
+    await give(0, 2_500_000, "grant", "Provincial grant")
     cases = [
         await create_case(session, lead_org_id=worker.organisation_id, created_by_user_id=worker.id) for _ in range(4)
     ]
 
-    def as_requester(user: object) -> Requester:
-        return Requester(user.id, user.organisation_id, user.lead_worker)  # type: ignore[attr-defined]
+    def as_requester(user: User) -> Requester:
+        return Requester(user.id, user.organisation_id, user.lead_worker)
 
-    def who(user: object) -> Approver:
-        return Approver(user.id, user.organisation_id)  # type: ignore[attr-defined]
+    def who(user: User) -> Approver:
+        return Approver(user.id, user.organisation_id)
 
     # (day, requester, case, category, cents, nights, payee, approvers, paid cents or None, reject reason)
     plan = [
@@ -65,18 +66,8 @@ async def seed_ledger(session: AsyncSession, net: object) -> None:
     ]
     for day, requester, case_index, category, cents, nights, payee, approvers, paid, reason in plan:
         when = start + timedelta(days=day, hours=10)
-        result = await disbursements.request_disbursement(
-            session,
-            fund_id=fund.id,
-            case_code=cases[case_index].code,
-            category=category,
-            amount_cents=cents,
-            currency="CAD",
-            payee=payee,
-            nights=nights,
-            requester=as_requester(requester),
-            now=when,
-        )
+        new = NewDisbursement(fund.id, cases[case_index].code, category, cents, payee, nights=nights)
+        result = await disbursements.request_disbursement(session, new, requester=as_requester(requester), now=when)
         d = result.disbursement
         for hour, approving in enumerate(approvers, start=1):
             await disbursements.approve(session, d.id, approver=who(approving), now=when + timedelta(hours=hour))
@@ -85,15 +76,13 @@ async def seed_ledger(session: AsyncSession, net: object) -> None:
                 session, d.id, approver=who(approver), reason=reason, now=when + timedelta(hours=2)
             )
         if paid is not None:
-            await payments.post_payment(
-                session, d.id, paid, "manual", "demo", actor_user_id=approver.id, now=when + timedelta(hours=5)
+            await payments.pay(
+                session,
+                d.id,
+                method=payments.MANUAL,
+                amount_cents=paid,
+                reference="demo",
+                actor_user_id=approver.id,
+                now=when + timedelta(hours=5),
             )
-    await journal.deposit(
-        session,
-        fund.id,
-        amount_cents=150_000,
-        source="donation",
-        note="Community fundraiser",
-        actor_user_id=admin.id,
-        now=start + timedelta(days=38),
-    )
+    await give(38, 150_000, "donation", "Community fundraiser")

@@ -1,110 +1,41 @@
 """Emergency fund pages (htmx): request form, approver inbox, live status, journal, spending report, rules.
 
-Every write goes through the same `ledger` functions as the API; forms carry the CSRF token; live updates
-arrive on the generic board socket (`/board/ws`) as fragments rendered by `exchange/pages/ledger_stream.py`.
+Every write goes through `exchange/fund/service.py`, as the API's do; forms carry the CSRF token; live
+updates arrive on the generic board socket (`/board/ws`) as fragments rendered by `exchange/fund/live.py`.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.channels import ChannelsPlugin
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
-from msgspec import Struct
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.accounts.models import Role, User
-from exchange.fund.api import (
-    approver_of,
-    journal_csv,
-    ledger_viewer,
-    parse_bound,
-    pay_as,
-    publish_disbursement,
-    requester_of,
-)
-from exchange.settings import Settings
+from exchange.fund.exports import journal_csv_response
+from exchange.fund.schemas import PERIOD, PayForm, Period, RejectForm, RequestForm, RulesForm
+from exchange.fund.service import SERVICE, FundService
 from exchange.web.auth import requires_roles
+from exchange.web.forms import parse_money
 from exchange.web.nav import page_context
-from ledger import cases, disbursements, journal, reports, rulesets, verify
-from ledger.errors import Invalid, LedgerError
-from ledger.models import CATEGORIES, Disbursement, Status
-from ledger.rules import format_rules, parse_rules
+from ledger.errors import LedgerError
+from ledger.models import CATEGORIES, Disbursement
+from ledger.payments import MANUAL
+from ledger.rules import format_rules
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
+FundParam = Annotated[str | None, QueryParameter(name="fund")]
 
 
-class RequestForm(Struct):
-    fund_id: str
-    case_code: str
-    category: str
-    amount: str
-    payee: str = ""
-    nights: str = ""
-    note: str = ""
-
-
-class RejectForm(Struct):
-    reason: str = ""
-
-
-class PayForm(Struct):
-    amount: str = ""
-    reference: str = ""
-
-
-class RulesForm(Struct):
-    fund_id: str
-    document: str
-
-
-def to_cents(text: str) -> int:
-    """ "12.50" or "12,50" → 1250, through Decimal: money never passes through a float."""
-    try:
-        value = Decimal(text.strip().replace(",", ".").replace("$", "").replace(" ", ""))
-    except InvalidOperation as exc:
-        raise Invalid("invalid_amount", "Write the amount as dollars and cents, e.g. 12.50.") from exc
-    if value != value.quantize(Decimal("0.01")):
-        raise Invalid("invalid_amount", "Amounts have at most two decimals.")
-    return int(value * 100)
-
-
-async def _fund_choice(db: AsyncSession, fund_id: str | None) -> tuple[list[Any], Any | None]:
-    funds = await journal.list_funds(db)
-    chosen = next((f for f in funds if f.id == fund_id), funds[0] if funds else None)
-    return funds, chosen
-
-
-def _status_context(d: Disbursement, approvals: int) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "case_code": d.case_code,
-        "category": d.category,
-        "amount_cents": d.amount_cents,
-        "currency": d.currency,
-        "payee": d.payee,
-        "nights": d.nights,
-        "status": d.status,
-        "rule": d.rule,
-        "approvals_needed": d.approvals_needed,
-        "approvals": approvals,
-        "needs_other_org": d.needs_other_org,
-        "requester_id": d.requester_id,
-        "paid_cents": d.paid_cents,
-        "rejection_reason": d.rejection_reason,
-    }
-
-
-async def _status(db: AsyncSession, d: Disbursement) -> dict[str, Any]:
-    return _status_context(d, len(await disbursements.approvals_of(db, d.id)))
+def _status_redirect(disbursement_id: str) -> Redirect:
+    return Redirect(path=f"/ledger/requests/{disbursement_id}", status_code=303)
 
 
 class LedgerPages(Controller):
     path = "/ledger"
+    dependencies = {**SERVICE, **PERIOD}
 
     @get("/")
     async def index(self, request: Request[User, str, object]) -> Redirect:
@@ -122,64 +53,46 @@ class LedgerPages(Controller):
     # Case worker: the request form and their requests, live.
     @get("/request", guards=[requires_roles(Role.CASE_WORKER)])
     async def request_form(
-        self, request: Request[User, str, object], db: AsyncSession, case: str | None = None
+        self, request: Request[User, str, object], service: FundService, case: str | None = None
     ) -> Template:
-        funds, fund = await _fund_choice(db, None)
-        mine = await disbursements.list_disbursements(db, requester_id=request.user.id, limit=20)
+        funds, fund = await service.fund_choice(None)
         return Template(
             "ledger/request.html",
             context=page_context(
                 request,
                 funds=funds,
                 fund=fund,
-                cases=await cases.cases_for_org(db, request.user.organisation_id),
+                cases=await service.cases(),
                 chosen_case=case or "",
                 categories=CATEGORIES,
-                mine=[await _status(db, d) for d in mine],
+                mine=[await service.summary_of(d) for d in await service.my_requests()],
             ),
         )
 
     @post("/cases", guards=[requires_roles(Role.CASE_WORKER)])
-    async def new_case(self, request: Request[User, str, object], db: AsyncSession) -> Redirect:
-        case = await cases.create_case(db, lead_org_id=request.user.organisation_id, created_by_user_id=request.user.id)
+    async def new_case(self, service: FundService) -> Redirect:
+        case = await service.create_case()
         return Redirect(path="/ledger/request", query_params={"case": case.code}, status_code=303)
 
     @post("/request", guards=[requires_roles(Role.CASE_WORKER)])
     async def submit_request(
-        self,
-        request: Request[User, str, object],
-        db: AsyncSession,
-        channels: ChannelsPlugin,
-        data: Annotated[RequestForm, FORM],
+        self, request: Request[User, str, object], service: FundService, data: Annotated[RequestForm, FORM]
     ) -> Template | Redirect:
-        nights = int(data.nights) if data.nights.strip().isdigit() else None
-        result = await disbursements.request_disbursement(
-            db,
-            fund_id=data.fund_id,
-            case_code=data.case_code,
-            category=data.category,
-            amount_cents=to_cents(data.amount),
-            currency=(await journal.get_fund(db, data.fund_id)).currency,
-            payee=data.payee,
-            nights=nights if data.category == "hotel" else None,
-            note=data.note,
-            requester=requester_of(request.user),
-        )
-        await publish_disbursement(channels, db, result.disbursement, "created")
+        result = await service.request_disbursement(data.new_disbursement())
         if not request.htmx:
-            return Redirect(path=f"/ledger/requests/{result.disbursement.id}", status_code=303)
-        return Template("ledger/fragments/status.html", context={"d": await _status(db, result.disbursement)})
+            return _status_redirect(result.disbursement.id)
+        return Template("ledger/fragments/status.html", context={"d": await service.summary_of(result.disbursement)})
 
     @get("/requests/{disbursement_id:str}")
     async def status_page(
-        self, request: Request[User, str, object], db: AsyncSession, disbursement_id: str
+        self, request: Request[User, str, object], service: FundService, disbursement_id: str
     ) -> Template:
-        d = await disbursements.visible_disbursement(db, disbursement_id, ledger_viewer(request.user))
+        d = await service.disbursement(disbursement_id)
         return Template(
             "ledger/status.html",
             context=page_context(
                 request,
-                d=await _status(db, d),
+                d=await service.summary_of(d),
                 note=d.note,
                 is_requester=d.requester_id == request.user.id,
                 is_approver=request.user.has(Role.FUND_APPROVER),
@@ -187,139 +100,86 @@ class LedgerPages(Controller):
         )
 
     @post("/requests/{disbursement_id:str}/cancel", guards=[requires_roles(Role.CASE_WORKER)])
-    async def cancel(
-        self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, disbursement_id: str
-    ) -> Redirect:
-        await disbursements.visible_disbursement(db, disbursement_id, ledger_viewer(request.user))
-        done = await disbursements.cancel(db, disbursement_id, user_id=request.user.id)
-        await publish_disbursement(channels, db, done, "status")
-        return Redirect(path=f"/ledger/requests/{disbursement_id}", status_code=303)
+    async def cancel(self, service: FundService, disbursement_id: str) -> Redirect:
+        await service.cancel(disbursement_id)
+        return _status_redirect(disbursement_id)
 
     # Approvers: the inbox, live; approve or reject in place.
     @get("/inbox", guards=[requires_roles(Role.FUND_APPROVER)])
-    async def inbox(self, request: Request[User, str, object], db: AsyncSession) -> Template:
-        pending = await disbursements.list_disbursements(db, status=Status.PENDING_APPROVAL, limit=200)
-        recent = await disbursements.list_disbursements(db, status=Status.APPROVED, limit=50)
+    async def inbox(self, request: Request[User, str, object], service: FundService) -> Template:
+        waiting, approved = await service.inbox()
         return Template(
             "ledger/inbox.html",
             context=page_context(
                 request,
-                pending=[await _status(db, d) for d in pending],
-                approved=[await _status(db, d) for d in recent],
+                pending=[await service.summary_of(d) for d in waiting],
+                approved=[await service.summary_of(d) for d in approved],
                 me=request.user.id,
             ),
         )
 
-    async def _inbox_item(self, request: Request[User, str, object], db: AsyncSession, d: Disbursement) -> Template:
-        return Template("ledger/fragments/inbox_item.html", context={"event": await _status(db, d), "can_edit": False})
+    async def _decided(
+        self, request: Request[User, str, object], service: FundService, d: Disbursement
+    ) -> Template | Redirect:
+        """The inbox item in place for htmx; the status page otherwise."""
+        if not request.htmx:
+            return _status_redirect(d.id)
+        summary = await service.summary_of(d)
+        return Template("ledger/fragments/inbox_item.html", context={"event": summary, "can_edit": False})
 
     @post("/requests/{disbursement_id:str}/approve", guards=[requires_roles(Role.FUND_APPROVER)])
     async def approve(
-        self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, disbursement_id: str
+        self, request: Request[User, str, object], service: FundService, disbursement_id: str
     ) -> Template | Redirect:
-        done = await disbursements.approve(db, disbursement_id, approver=approver_of(request.user))
-        await publish_disbursement(channels, db, done, "status")
-        if not request.htmx:
-            return Redirect(path=f"/ledger/requests/{disbursement_id}", status_code=303)
-        return await self._inbox_item(request, db, done)
+        return await self._decided(request, service, await service.approve(disbursement_id))
 
     @post("/requests/{disbursement_id:str}/reject", guards=[requires_roles(Role.FUND_APPROVER)])
     async def reject(
         self,
         request: Request[User, str, object],
-        db: AsyncSession,
-        channels: ChannelsPlugin,
+        service: FundService,
         disbursement_id: str,
         data: Annotated[RejectForm, FORM],
     ) -> Template | Redirect:
-        done = await disbursements.reject(db, disbursement_id, approver=approver_of(request.user), reason=data.reason)
-        await publish_disbursement(channels, db, done, "status")
-        if not request.htmx:
-            return Redirect(path=f"/ledger/requests/{disbursement_id}", status_code=303)
-        return await self._inbox_item(request, db, done)
+        return await self._decided(request, service, await service.reject(disbursement_id, data.reason))
 
     @post("/requests/{disbursement_id:str}/pay", guards=[requires_roles(Role.FUND_APPROVER, Role.CASE_WORKER)])
-    async def pay(
-        self,
-        request: Request[User, str, object],
-        db: AsyncSession,
-        channels: ChannelsPlugin,
-        settings: Settings,
-        disbursement_id: str,
-        data: Annotated[PayForm, FORM],
-    ) -> Redirect:
-        done = await pay_as(
-            db,
-            request.user,
-            disbursement_id,
-            method="manual",
-            amount_cents=to_cents(data.amount) if data.amount.strip() else None,
-            reference=data.reference,
-            issuer=None,  # a manual payment issues no card
-        )
-        await publish_disbursement(channels, db, done, "status")
-        return Redirect(path=f"/ledger/requests/{disbursement_id}", status_code=303)
+    async def pay(self, service: FundService, disbursement_id: str, data: Annotated[PayForm, FORM]) -> Redirect:
+        amount_cents = parse_money(data.amount) if data.amount.strip() else None
+        await service.pay(disbursement_id, method=MANUAL, amount_cents=amount_cents, reference=data.reference)
+        return _status_redirect(disbursement_id)
 
     # Auditors: the journal with filters, CSV, and the chain check.
     @get("/journal", guards=[requires_roles(Role.AUDITOR)])
     async def journal_page(
-        self,
-        request: Request[User, str, object],
-        db: AsyncSession,
-        fund_id: Annotated[str | None, QueryParameter(name="fund")] = None,
-        start: Annotated[str | None, QueryParameter(name="from")] = None,
-        end: Annotated[str | None, QueryParameter(name="to")] = None,
+        self, request: Request[User, str, object], service: FundService, period: Period, fund_id: FundParam = None
     ) -> Template:
-        funds, fund = await _fund_choice(db, fund_id)
-        entries = []
-        audit = None
+        funds, fund = await service.fund_choice(fund_id)
+        context: dict[str, Any] = {"entries": [], "audit": None, "summary": None}
         if fund is not None:
-            entries = await journal.list_entries(
-                db, fund.id, start=parse_bound(start, end=False), end=parse_bound(end, end=True), limit=500
+            _, entries = await service.journal(fund.id, period, limit=500)
+            context.update(
+                entries=entries, audit=await service.audit(fund.id), summary=await service.fund_summary(fund.id)
             )
-            audit = await verify.verify_fund(db, fund.id)
-            summary = await journal.fund_summary(db, fund.id)
         return Template(
             "ledger/journal.html",
             context=page_context(
-                request,
-                funds=funds,
-                fund=fund,
-                summary=summary if fund else None,
-                entries=entries,
-                audit=audit,
-                start=start or "",
-                end=end or "",
+                request, funds=funds, fund=fund, start=period.typed_start, end=period.typed_end, **context
             ),
         )
 
     @get("/journal.csv", guards=[requires_roles(Role.AUDITOR)])
     async def journal_export(
-        self,
-        db: AsyncSession,
-        fund_id: Annotated[str, QueryParameter(name="fund")],
-        start: Annotated[str | None, QueryParameter(name="from")] = None,
-        end: Annotated[str | None, QueryParameter(name="to")] = None,
-    ) -> Response:
-        fund = await journal.get_fund(db, fund_id)
-        views = await journal.list_entries(
-            db, fund_id, start=parse_bound(start, end=False), end=parse_bound(end, end=True)
-        )
-        return Response(
-            journal_csv(views, fund.currency),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="journal-{fund_id}.csv"'},
-        )
+        self, service: FundService, period: Period, fund_id: Annotated[str, QueryParameter(name="fund")]
+    ) -> Response[str]:
+        return journal_csv_response(*await service.journal(fund_id, period))
 
     @get("/report", guards=[requires_roles(Role.AUDITOR, Role.FUND_APPROVER, Role.NETWORK_ADMIN)])
     async def report(
-        self,
-        request: Request[User, str, object],
-        db: AsyncSession,
-        fund_id: Annotated[str | None, QueryParameter(name="fund")] = None,
+        self, request: Request[User, str, object], service: FundService, fund_id: FundParam = None
     ) -> Template:
-        funds, fund = await _fund_choice(db, fund_id)
-        report = await reports.spending_report(db, fund.id) if fund else None
+        funds, fund = await service.fund_choice(fund_id)
+        report = await service.spending(fund.id) if fund else None
         return Template(
             "ledger/report.html",
             context=page_context(request, funds=funds, fund=fund, report=report, categories=CATEGORIES),
@@ -330,35 +190,28 @@ class LedgerPages(Controller):
     async def rules_page(
         self,
         request: Request[User, str, object],
-        db: AsyncSession,
-        fund_id: Annotated[str | None, QueryParameter(name="fund")] = None,
+        service: FundService,
+        fund_id: FundParam = None,
         saved: int | None = None,
     ) -> Template:
-        funds, fund = await _fund_choice(db, fund_id)
+        funds, fund = await service.fund_choice(fund_id)
         context: dict[str, Any] = {"funds": funds, "fund": fund, "saved": saved, "versions": [], "document": ""}
         if fund is not None:
-            version, rules = await rulesets.current_rule_set(db, fund.id)
-            context.update(
-                versions=await rulesets.rule_set_versions(db, fund.id),
-                document=format_rules(rules),
-                current=version,
-            )
+            version, rules, versions = await service.rules(fund.id)
+            context.update(versions=versions, document=format_rules(rules), current=version)
         return Template("ledger/rules.html", context=page_context(request, **context))
 
     @post("/rules/preview", guards=[requires_roles(Role.NETWORK_ADMIN)])
-    async def rules_preview(self, db: AsyncSession, data: Annotated[RulesForm, FORM]) -> Template:
+    async def rules_preview(self, service: FundService, data: Annotated[RulesForm, FORM]) -> Template:
         try:
-            rules = parse_rules(data.document)
+            rows = await service.preview_rules(data.fund_id, data.document)
         except LedgerError as exc:
             return Template("ledger/fragments/rules_preview.html", context={"error": exc.detail, "rows": []})
-        rows = await rulesets.preview_rule_set(db, data.fund_id, rules)
         return Template("ledger/fragments/rules_preview.html", context={"error": None, "rows": rows})
 
     @post("/rules", guards=[requires_roles(Role.NETWORK_ADMIN)])
-    async def rules_save(
-        self, request: Request[User, str, object], db: AsyncSession, data: Annotated[RulesForm, FORM]
-    ) -> Redirect:
-        version = await rulesets.save_rule_set(db, data.fund_id, data.document, actor_user_id=request.user.id)
+    async def rules_save(self, service: FundService, data: Annotated[RulesForm, FORM]) -> Redirect:
+        version = await service.save_rules(data.fund_id, data.document)
         return Redirect(
             path="/ledger/rules", query_params={"fund": data.fund_id, "saved": str(version.version)}, status_code=303
         )

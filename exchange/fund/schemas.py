@@ -1,15 +1,29 @@
-"""Request and response bodies of the cases and ledger API. Unknown fields are refused (400), which is
-also how personal data (a name, an immigration status) is kept out: there is no field to put it in."""
+"""Request and response bodies of the cases and ledger API, the pages' forms, and the journal's date filter.
+
+API bodies refuse unknown fields (400), which is also how personal data (a name, an immigration status) is
+kept out: there is no field to put it in.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, TypeVar
 
 import msgspec
+from litestar.di import Provide
+from litestar.params import QueryParameter
 
-from exchange.board.schemas import Body
-from ledger.journal import EntryView, FundSummary
+from exchange.web.forms import parse_money
+from exchange.web.schemas import Body
+from ledger.disbursements import NewDisbursement
+from ledger.errors import Invalid
+from ledger.journal import EntryView
 from ledger.models import Approval, Disbursement, Payment
+from ledger.rules import counts_nights
+from ledger.verify import FundAudit
+
+Out = TypeVar("Out", bound=msgspec.Struct)
 
 
 class CaseCreate(Body):
@@ -37,6 +51,9 @@ class DisbursementRequest(Body):
     nights: int | None = None
     note: str = ""
 
+    def new_disbursement(self) -> NewDisbursement:
+        return NewDisbursement(**msgspec.structs.asdict(self))
+
 
 class RejectRequest(Body):
     reason: str
@@ -48,6 +65,13 @@ class PayRequest(Body):
     reference: str = ""
 
 
+def read_out(value: object, schema: type[Out], **computed: Any) -> Out:
+    """A response body: the fields given in `computed`, and every other one read off the attribute of the same
+    name of `value` (a domain object)."""
+    read = {name: getattr(value, name) for name in schema.__struct_fields__ if name not in computed}
+    return schema(**read, **computed)
+
+
 class FundOut(msgspec.Struct):
     id: str
     name: str
@@ -55,10 +79,6 @@ class FundOut(msgspec.Struct):
     balance_cents: int
     committed_cents: int
     available_cents: int
-
-    @classmethod
-    def of(cls, s: FundSummary) -> FundOut:
-        return cls(s.id, s.name, s.currency, s.balance_cents, s.committed_cents, s.available_cents)
 
 
 class LineOut(msgspec.Struct):
@@ -83,21 +103,7 @@ class EntryOut(msgspec.Struct):
 
     @classmethod
     def of(cls, view: EntryView) -> EntryOut:
-        e = view.entry
-        return cls(
-            id=e.id,
-            fund_id=e.fund_id,
-            seq=e.seq,
-            kind=e.kind,
-            posted_at=e.posted_at,
-            memo=e.memo,
-            disbursement_id=e.disbursement_id,
-            total_debits_cents=e.total_debits_cents,
-            total_credits_cents=e.total_credits_cents,
-            lines=[LineOut(line.account, line.side, line.amount_cents) for line in view.lines],
-            prev_hash=e.prev_hash,
-            hash=e.hash,
-        )
+        return read_out(view.entry, cls, lines=[read_out(line, LineOut) for line in view.lines])
 
 
 class ApprovalOut(msgspec.Struct):
@@ -112,11 +118,7 @@ class PaymentOut(msgspec.Struct):
     amount_cents: int
     reference: str
     entry_id: str
-    at: datetime
-
-    @classmethod
-    def of(cls, p: Payment) -> PaymentOut:
-        return cls(p.id, p.method, p.amount_cents, p.reference, p.entry_id, p.created_at)
+    created_at: datetime = msgspec.field(name="at")
 
 
 class DisbursementOut(msgspec.Struct):
@@ -147,30 +149,12 @@ class DisbursementOut(msgspec.Struct):
     @classmethod
     def of(cls, d: Disbursement, approvals: list[Approval], payment: Payment | None = None) -> DisbursementOut:
         remaining = max(d.approvals_needed - len(approvals), 0) if d.status == "pending_approval" else 0
-        return cls(
-            id=d.id,
-            fund_id=d.fund_id,
-            case_code=d.case_code,
-            category=d.category,
-            amount_cents=d.amount_cents,
-            currency=d.currency,
-            payee=d.payee,
-            nights=d.nights,
-            note=d.note,
-            status=d.status,
-            rule=d.rule,
-            rule_set_version=d.rule_set_version,
-            approvals_needed=d.approvals_needed,
+        return read_out(
+            d,
+            cls,
             approvals_remaining=remaining,
-            needs_other_org=d.needs_other_org,
-            reasons=list(d.reasons),
             approvals=[ApprovalOut(a.approver_id, a.approver_org_id, a.at) for a in approvals],
-            requester_id=d.requester_id,
-            committed_cents=d.committed_cents,
-            paid_cents=d.paid_cents,
-            rejection_reason=d.rejection_reason,
-            created_at=d.created_at,
-            payment=PaymentOut.of(payment) if payment else None,
+            payment=read_out(payment, PaymentOut) if payment else None,
         )
 
 
@@ -183,3 +167,98 @@ class AuditOut(msgspec.Struct):
     audit_events: int
     audit_head_hash: str
     first_bad_event: str | None
+
+    @classmethod
+    def of(cls, result: FundAudit) -> AuditOut:
+        return cls(
+            ok=result.ok,
+            entries=result.journal.count,
+            head_hash=result.journal.head_hash,
+            first_bad_entry=result.journal.first_bad_id,
+            problem=result.journal.problem or result.events.problem,
+            audit_events=result.events.count,
+            audit_head_hash=result.events.head_hash,
+            first_bad_event=result.events.first_bad_id,
+        )
+
+
+# The pages' forms: text as typed, parsed by the handler (`parse_money`) or here.
+class RequestForm(msgspec.Struct):
+    fund_id: str
+    case_code: str
+    category: str
+    amount: str
+    payee: str = ""
+    nights: str = ""
+    note: str = ""
+
+    def new_disbursement(self) -> NewDisbursement:
+        """In the fund's own currency (the form does not ask for one)."""
+        return NewDisbursement(
+            self.fund_id,
+            self.case_code,
+            self.category,
+            parse_money(self.amount),
+            self.payee,
+            nights=self.nights_count(),
+            note=self.note,
+        )
+
+    def nights_count(self) -> int | None:
+        """The form keeps the nights typed before the category changed; only a hotel stay counts them."""
+        if not counts_nights(self.category) or not self.nights.strip().isdigit():
+            return None
+        return int(self.nights)
+
+
+class RejectForm(msgspec.Struct):
+    reason: str = ""
+
+
+class PayForm(msgspec.Struct):
+    amount: str = ""
+    reference: str = ""
+
+
+class RulesForm(msgspec.Struct):
+    fund_id: str
+    document: str
+
+
+@dataclass(frozen=True)
+class Period:
+    """The journal's `from`/`to` filter as typed (to fill the form again) and the UTC bounds it means:
+    entries posted at `start` or later and before `end`."""
+
+    typed_start: str
+    typed_end: str
+    start: datetime | None
+    end: datetime | None
+
+
+def journal_period(
+    start: Annotated[str | None, QueryParameter(name="from")] = None,
+    end: Annotated[str | None, QueryParameter(name="to")] = None,
+) -> Period:
+    """Dependency of the journal's handlers (`PERIOD`)."""
+    return Period(start or "", end or "", parse_bound(start, end=False), parse_bound(end, end=True))
+
+
+PERIOD = {"period": Provide(journal_period, sync_to_thread=False)}
+
+
+def parse_bound(value: str | None, *, end: bool) -> datetime | None:
+    """`from`/`to` as a date (UTC day; `to` includes that day) or an ISO datetime with offset."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            start = datetime.combine(day, time.min, tzinfo=UTC)
+            return start + timedelta(days=1) if end else start
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise Invalid("invalid_filter", "Dates are YYYY-MM-DD or ISO 8601 with an offset.") from exc
+    if moment.tzinfo is None:
+        raise Invalid("invalid_filter", "A time needs a UTC offset.")
+    return moment

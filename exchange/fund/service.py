@@ -1,0 +1,293 @@
+"""The fund's operations in the web shell for one request's user, shared by the API and the pages.
+
+Each one says who the user is to the ledger, checks what the ledger leaves to the shell (who may pay), calls
+`ledger` and publishes the change to the live stream. exchange/fund/api.py and pages.py reach it as the
+`service` dependency (`SERVICE`) and call nothing else for behaviour. The Stripe feature pays and reads
+requests through the module-level `pay_as` and `visible_disbursement`. The money rules themselves (approval
+paths, pending transfers, the journal) are the ledger's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.channels import ChannelsPlugin
+from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from exchange.accounts.models import Role, User
+from exchange.fund.schemas import Period
+from exchange.live.events import Audience, publish
+from exchange.registry import CardIssuerFactory
+from exchange.settings import Settings
+from ledger import cases, deposits, disbursements, funds, journal, payments, reports, rulesets, verify
+from ledger.deposits import DepositResult
+from ledger.disbursements import LedgerViewer, NewDisbursement, Requester, RequestResult
+from ledger.errors import Forbidden
+from ledger.funds import FundSummary
+from ledger.journal import EntryView
+from ledger.models import Approval, Case, Disbursement, Fund, Payment, RuleSetVersion, Status
+from ledger.payments import STRIPE_CARD, CardIssuer, PaymentResult
+from ledger.reports import SpendingReport
+from ledger.rules import Approver, RuleSet, parse_rules
+from ledger.rulesets import PreviewRow
+from ledger.verify import FundAudit
+
+DISBURSEMENT_EVENT = "ledger.disbursement"
+
+
+# Who the user is, as the ledger needs to know it.
+def ledger_viewer(user: User) -> LedgerViewer:
+    return LedgerViewer(
+        user_id=user.id,
+        organisation_id=user.organisation_id,
+        is_approver=user.has(Role.FUND_APPROVER),
+        is_auditor=user.has(Role.AUDITOR),
+    )
+
+
+def requester_of(user: User) -> Requester:
+    return Requester(user_id=user.id, organisation_id=user.organisation_id, is_lead_worker=user.lead_worker)
+
+
+def approver_of(user: User) -> Approver:
+    return Approver(user_id=user.id, organisation_id=user.organisation_id)
+
+
+def card_issuer(settings: Settings, factories: Sequence[CardIssuerFactory]) -> CardIssuer | None:
+    """The Stripe seam: the first configured issuer of the plugin's list, or None (payments are then manual
+    and `stripe_card` answers 409 `stripe_not_configured`)."""
+    if not settings.stripe_enabled:
+        return None
+    for factory in factories:
+        issuer = factory(settings)
+        if issuer is not None:
+            return issuer
+    return None
+
+
+# A disbursement as the live stream carries it and the pages' status cards and inbox items show it.
+def disbursement_summary(d: Disbursement, approvals: int) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "fund_id": d.fund_id,
+        "case_code": d.case_code,
+        "category": d.category,
+        "amount_cents": d.amount_cents,
+        "currency": d.currency,
+        "payee": d.payee,
+        "nights": d.nights,
+        "status": d.status,
+        "rule": d.rule,
+        "approvals_needed": d.approvals_needed,
+        "approvals": approvals,
+        "needs_other_org": d.needs_other_org,
+        "requester_id": d.requester_id,
+        "paid_cents": d.paid_cents,
+        "rejection_reason": d.rejection_reason,
+        "created_at": d.created_at.isoformat(),
+    }
+
+
+async def summary_of(db: AsyncSession, d: Disbursement) -> dict[str, Any]:
+    return disbursement_summary(d, len(await disbursements.approvals_of(db, d.id)))
+
+
+async def publish_disbursement(channels: ChannelsPlugin, db: AsyncSession, d: Disbursement, change: str) -> None:
+    """Only to fund approvers and the requester: a request's payee and case code are nobody else's business."""
+    publish(
+        channels,
+        DISBURSEMENT_EVENT,
+        {"type": DISBURSEMENT_EVENT, "change": change, "disbursement": await summary_of(db, d)},
+        Audience(users=(d.requester_id,), roles=(Role.FUND_APPROVER.value,)),
+    )
+
+
+async def visible_disbursement(db: AsyncSession, user: User, disbursement_id: str) -> Disbursement:
+    """404 for whoever may not see the request, so its existence is not revealed either."""
+    return await disbursements.visible_disbursement(db, disbursement_id, ledger_viewer(user))
+
+
+async def pay_as(
+    db: AsyncSession,
+    user: User,
+    disbursement_id: str,
+    *,
+    method: str,
+    amount_cents: int | None,
+    reference: str,
+    issuer: CardIssuer | None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> PaymentResult:
+    """Approvers and the requester may pay; anyone else does not see the request at all."""
+    viewer = ledger_viewer(user)
+    found = await disbursements.visible_disbursement(db, disbursement_id, viewer)
+    if not (viewer.is_approver or found.requester_id == user.id):
+        raise Forbidden("forbidden", "Only an approver or the requester records a payment.")
+    await db.rollback()  # end the read; the payment takes the fund lock in a transaction of its own
+    return await payments.pay(
+        db,
+        disbursement_id,
+        method=method,
+        amount_cents=amount_cents,
+        reference=reference,
+        actor_user_id=user.id,
+        card_issuer=issuer,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+
+
+@dataclass
+class FundService:
+    db: AsyncSession
+    channels: ChannelsPlugin
+    settings: Settings
+    user: User
+    card_issuers: Sequence[CardIssuerFactory] = ()
+
+    async def summary_of(self, d: Disbursement) -> dict[str, Any]:
+        return await summary_of(self.db, d)
+
+    async def _published(self, d: Disbursement, change: str = "status") -> Disbursement:
+        await publish_disbursement(self.channels, self.db, d, change)
+        return d
+
+    # --- cases ---------------------------------------------------------------------------------------------
+
+    async def create_case(self) -> Case:
+        return await cases.create_case(self.db, lead_org_id=self.user.organisation_id, created_by_user_id=self.user.id)
+
+    async def cases(self) -> list[Case]:
+        return await cases.cases_for_org(self.db, self.user.organisation_id)
+
+    # --- funds, the journal and its checks -----------------------------------------------------------------
+
+    async def fund_choice(self, fund_id: str | None) -> tuple[list[Fund], Fund | None]:
+        """Every fund, and the one asked for (the first when none or an unknown one is)."""
+        all_funds = await funds.list_funds(self.db)
+        return all_funds, next((f for f in all_funds if f.id == fund_id), all_funds[0] if all_funds else None)
+
+    async def fund_summaries(self) -> list[FundSummary]:
+        return [await funds.fund_summary(self.db, f.id) for f in await funds.list_funds(self.db)]
+
+    async def fund_summary(self, fund_id: str) -> FundSummary:
+        return await funds.fund_summary(self.db, fund_id)
+
+    async def deposit(
+        self, fund_id: str, *, amount_cents: int, source: str, note: str, idempotency_key: str | None, request_hash: str
+    ) -> DepositResult:
+        return await deposits.deposit(
+            self.db,
+            fund_id,
+            amount_cents=amount_cents,
+            source=source,
+            note=note,
+            actor_user_id=self.user.id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+
+    async def journal(self, fund_id: str, period: Period, limit: int | None = None) -> tuple[Fund, list[EntryView]]:
+        """The fund and its entries posted in the period, newest first (404 for an unknown fund)."""
+        fund = await funds.get_fund(self.db, fund_id)
+        return fund, await journal.list_entries(self.db, fund_id, start=period.start, end=period.end, limit=limit)
+
+    async def audit(self, fund_id: str) -> FundAudit:
+        return await verify.verify_fund(self.db, fund_id)
+
+    async def spending(self, fund_id: str) -> SpendingReport:
+        return await reports.spending_report(self.db, fund_id)
+
+    # --- disbursements: request, see, decide, cancel, pay; each change is published ------------------------
+
+    async def request_disbursement(
+        self, new: NewDisbursement, *, idempotency_key: str | None = None, request_hash: str | None = None
+    ) -> RequestResult:
+        result = await disbursements.request_disbursement(
+            self.db, new, requester=requester_of(self.user), idempotency_key=idempotency_key, request_hash=request_hash
+        )
+        if result.created:
+            await self._published(result.disbursement, "created")
+        return result
+
+    async def disbursement(self, disbursement_id: str) -> Disbursement:
+        return await visible_disbursement(self.db, self.user, disbursement_id)
+
+    async def details(self, d: Disbursement) -> tuple[list[Approval], Payment | None]:
+        return await disbursements.approvals_of(self.db, d.id), await payments.payment_of(self.db, d.id)
+
+    async def my_requests(self, limit: int = 20) -> list[Disbursement]:
+        return await disbursements.list_disbursements(self.db, requester_id=self.user.id, limit=limit)
+
+    async def inbox(self) -> tuple[list[Disbursement], list[Disbursement]]:
+        """What waits for an approval, and what was approved and is not paid yet."""
+        waiting = await disbursements.list_disbursements(self.db, status=Status.PENDING_APPROVAL, limit=200)
+        approved = await disbursements.list_disbursements(self.db, status=Status.APPROVED, limit=50)
+        return waiting, approved
+
+    async def approve(self, disbursement_id: str) -> Disbursement:
+        return await self._published(
+            await disbursements.approve(self.db, disbursement_id, approver=approver_of(self.user))
+        )
+
+    async def reject(self, disbursement_id: str, reason: str) -> Disbursement:
+        return await self._published(
+            await disbursements.reject(self.db, disbursement_id, approver=approver_of(self.user), reason=reason)
+        )
+
+    async def cancel(self, disbursement_id: str) -> Disbursement:
+        await self.disbursement(disbursement_id)
+        return await self._published(await disbursements.cancel(self.db, disbursement_id, user_id=self.user.id))
+
+    async def pay(
+        self,
+        disbursement_id: str,
+        *,
+        method: str,
+        amount_cents: int | None,
+        reference: str,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> PaymentResult:
+        result = await pay_as(
+            self.db,
+            self.user,
+            disbursement_id,
+            method=method,
+            amount_cents=amount_cents,
+            reference=reference,
+            issuer=card_issuer(self.settings, self.card_issuers) if method == STRIPE_CARD else None,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        await self._published(result.disbursement)
+        return result
+
+    # --- rule sets -----------------------------------------------------------------------------------------
+
+    async def rules(self, fund_id: str) -> tuple[RuleSetVersion, RuleSet, list[RuleSetVersion]]:
+        """The current version and its rules, and every version, newest first."""
+        version, rules = await rulesets.current_rule_set(self.db, fund_id)
+        return version, rules, await rulesets.rule_set_versions(self.db, fund_id)
+
+    async def preview_rules(self, fund_id: str, document: str) -> list[PreviewRow]:
+        """What the draft would have decided for the fund's recent requests; `Invalid` names what is wrong."""
+        return await rulesets.preview_rule_set(self.db, fund_id, parse_rules(document))
+
+    async def save_rules(self, fund_id: str, document: str) -> RuleSetVersion:
+        return await rulesets.save_rule_set(self.db, fund_id, document, actor_user_id=self.user.id)
+
+
+def provide_fund_service(
+    request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, settings: Settings
+) -> FundService:
+    return FundService(db, channels, settings, request.user, request.app.state.registry.card_issuers)
+
+
+# The fund's controllers declare this: their handlers take `service: FundService`.
+SERVICE = {"service": Provide(provide_fund_service, sync_to_thread=False)}

@@ -20,26 +20,24 @@ import hmac
 import json
 import os
 import secrets
-import signal
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import stripe
 
-from bench.common import ScratchDatabase, free_port, wait_until_up
-from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password
+from bench.common import ScratchDatabase, free_port, refuge_server
+from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.accounts.service import hash_password
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
 from ledger.cards import attach_card
 from ledger.cases import create_case
-from ledger.disbursements import Requester, request_disbursement
-from ledger.journal import create_fund, deposit
+from ledger.deposits import deposit
+from ledger.disbursements import NewDisbursement, Requester, request_disbursement
+from ledger.funds import create_fund
 
-ROOT = Path(__file__).resolve().parent.parent
 AUTH_CENTS = 10  # 1,000 authorizations of 0.10 fit in the card's 250.00
 
 
@@ -67,13 +65,8 @@ async def seed(url: str) -> str:
         case = await create_case(session, lead_org_id=org_id, created_by_user_id=worker_id)
         result = await request_disbursement(
             session,
-            fund_id=fund.id,
-            case_code=case.code,
-            category="calling_card",
-            amount_cents=25_000,
-            currency="CAD",
-            payee="Prepaid phone",
-            requester=Requester(user_id=worker_id, org_id=org_id, is_lead_worker=True),
+            NewDisbursement(fund.id, case.code, "calling_card", 25_000, "Prepaid phone", currency="CAD"),
+            requester=Requester(user_id=worker_id, organisation_id=org_id, is_lead_worker=True),
         )
         assert result.disbursement.status == "approved"
         card_id = "ic_bench" + secrets.token_hex(8)
@@ -169,7 +162,6 @@ def main() -> None:
     secret = "whsec_" + secrets.token_hex(16)
 
     database.create()
-    server = None
     try:
         card_id = asyncio.run(seed(sa_url))
         port = free_port()
@@ -179,16 +171,11 @@ def main() -> None:
             "BASE_URL": f"http://127.0.0.1:{port}",
             "STRIPE_WEBHOOK_SECRET": secret,
             "SWEEP_INTERVAL_SECONDS": "5",
-            "PYTHONPATH": str(ROOT),  # serve this checkout, whatever the venv was installed from
         }
         env.pop("REDIS_URL", None)
         env.pop("STRIPE_SECRET_KEY", None)  # the authorization answer needs no call to Stripe
-        server = subprocess.Popen(
-            [str(ROOT / ".venv" / "bin" / "refuge"), "serve", "--port", str(port)], env=env, cwd=ROOT
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        wait_until_up(base_url, server)
-        timings, bad = asyncio.run(run(base_url, secret, card_id, args.requests, args.concurrency))
+        with refuge_server(env, port) as base_url:
+            timings, bad = asyncio.run(run(base_url, secret, card_id, args.requests, args.concurrency))
         ms = sorted(t * 1000 for t in timings)
         quantiles = statistics.quantiles(ms, n=100)
         print(f"{len(ms)} signed issuing_authorization.request deliveries, concurrency {args.concurrency}, PostgreSQL")
@@ -200,12 +187,6 @@ def main() -> None:
         if bad or quantiles[98] >= 2000:
             sys.exit(1)
     finally:
-        if server is not None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
         database.drop()
 
 

@@ -8,7 +8,8 @@ import copy
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ledger.journal import fund_summary, list_entries
+from ledger.funds import fund_summary
+from ledger.journal import list_entries
 from ledger.models import Disbursement, Payment
 from ledger.stripe_models import Card, CardAuthorization, Cardholder
 from tests.conftest import Network, eventually

@@ -7,7 +7,8 @@ import re
 import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ledger.journal import fund_summary, list_entries
+from ledger.funds import fund_summary
+from ledger.journal import list_entries
 from ledger.stripe_models import Donation
 from tests.conftest import Network
 from tests.fakestripe import FakeStripe
@@ -63,3 +64,17 @@ async def test_a_donation_amount_is_checked_before_stripe_is_asked(
     assert await count(sessionmaker, Donation) == 0
     missing = await http.get("/donate/no-such-fund")
     assert missing.status_code == 404
+
+
+async def test_an_amount_that_is_not_dollars_and_cents_is_a_form_error_not_a_crash(
+    http: httpx.AsyncClient, fund_id: str, fake: FakeStripe, sessionmaker: async_sessionmaker
+) -> None:
+    # A float parser would take these (or overflow on them); the one money parser of the forms refuses them.
+    for bad in ("Infinity", "-Infinity", "NaN", "1e999999", "1e3", "9" * 400, "0x10", "1_000"):
+        answer = await donate(http, fund_id, bad)
+        assert answer.status_code == 422, bad
+        assert "Write the amount in dollars" in answer.text, bad
+    # Written as people write it, the amount is taken.
+    assert (await donate(http, fund_id, "$1 200,50")).status_code == 200
+    assert fake.checkout_sessions[0]["amount_total"] == 120_050
+    assert await count(sessionmaker, Donation) == 1

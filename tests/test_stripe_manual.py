@@ -6,7 +6,7 @@ from __future__ import annotations
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ledger.journal import fund_summary
+from ledger.funds import fund_summary
 from ledger.stripe_models import Card, StripeEvent
 from tests.conftest import Network
 from tests.stripe_support import approved_disbursement, count

@@ -12,6 +12,16 @@ from click.testing import CliRunner
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from exchange.cli import main
+from ledger.reconcile_compare import (
+    BalanceTransaction,
+    Charge,
+    IssuingTransaction,
+    Reconciliation,
+    compare_card_transactions,
+    compare_donations,
+    sort_differences,
+)
+from ledger.stripe_models import CardTransaction, Donation
 from tests.conftest import Network
 from tests.fakestripe import FakeStripe
 from tests.stripe_support import (
@@ -98,3 +108,101 @@ async def test_reconciliation_lists_a_missing_and_a_mismatched_transaction(
     assert any(line.startswith("missing_in_journal") and missing["id"] in line for line in lines)
     assert any(line.startswith("amount_mismatch") and mismatched["id"] in line for line in lines)
     assert lines[-1] == "totals (cents): journal 0 stripe -2500 difference -2500; 2 matched, 2 differences"
+
+
+# The comparison alone (ledger/reconcile_compare.py): plain values in, differences out, no database or Stripe.
+START = datetime(2025, 3, 1, tzinfo=UTC)
+END = datetime(2025, 4, 1, tzinfo=UTC)
+INSIDE = datetime(2025, 3, 10, tzinfo=UTC)
+BEFORE = datetime(2025, 2, 28, 23, tzinfo=UTC)
+
+
+def _posted(txn_id: str, kind: str, cents: int, at: datetime = INSIDE) -> CardTransaction:
+    return CardTransaction(
+        id=txn_id,
+        card_id="card_row",
+        fund_id="fund_1",
+        disbursement_id="d_1",
+        kind=kind,
+        amount_cents=cents,
+        currency="CAD",
+        entry_id=f"entry_{txn_id}",
+        created_at=at,
+    )
+
+
+def _report() -> Reconciliation:
+    return Reconciliation("fund_1", "CAD", START, END)
+
+
+def test_card_transactions_are_compared_by_id_in_stripe_sign() -> None:
+    report = _report()
+    issuing = [
+        IssuingTransaction("ipi_match", "ic_ours", -3_000, INSIDE),
+        IssuingTransaction("ipi_refund", "ic_ours", 500, INSIDE),
+        IssuingTransaction("ipi_unposted", "ic_ours", -2_000, INSIDE),
+        IssuingTransaction("ipi_other", "ic_other_fund", -9_999, INSIDE),
+        IssuingTransaction("ipi_wrong", "ic_ours", -1_500, INSIDE),
+        IssuingTransaction("ipi_no_balance", "ic_ours", -100, INSIDE),
+        IssuingTransaction("ipi_early", "ic_ours", -700, BEFORE),
+    ]
+    balance = {
+        "ipi_match": BalanceTransaction("txn_1", -3_000),
+        "ipi_refund": BalanceTransaction("txn_2", 400),
+        "ipi_wrong": BalanceTransaction("txn_3", -1_500),
+        "ipi_early": BalanceTransaction("txn_4", -700),
+    }
+    posted = {
+        t.id: t
+        for t in (
+            _posted("ipi_match", "capture", 3_000),
+            _posted("ipi_refund", "refund", 500),
+            _posted("ipi_wrong", "capture", 1_000),
+            _posted("ipi_no_balance", "capture", 100),
+            _posted("ipi_only_ours", "capture", 800),
+            _posted("ipi_early", "capture", 700, at=BEFORE),
+        )
+    }
+    compare_card_transactions(report, issuing, balance, {"ic_ours"}, posted)
+    found = {(d.kind, d.stripe_id, d.journal_cents, d.stripe_cents) for d in sort_differences(report).differences}
+    assert found == {
+        ("amount_mismatch", "ipi_refund", 500, 400),  # the balance transaction disagrees
+        ("missing_in_journal", "ipi_unposted", None, -2_000),
+        ("amount_mismatch", "ipi_wrong", -1_000, -1_500),
+        ("missing_balance_transaction", "ipi_no_balance", -100, None),
+        ("missing_in_stripe", "ipi_only_ours", -800, None),
+    }
+    assert report.matched == 3  # match, refund and no_balance agree with Stripe's transaction
+    assert report.stripe_cents == -3_000 + 500 - 2_000 - 1_500 - 100
+    assert report.journal_cents == -3_000 + 500 - 1_000 - 100 - 800
+    assert report.difference_cents == report.stripe_cents - report.journal_cents and not report.ok
+
+
+def test_donations_are_compared_by_payment_intent_or_the_fund_in_metadata() -> None:
+    report = _report()
+    paid = Donation(fund_id="fund_1", amount_cents=4_000, currency="CAD", payment_intent_id="pi_1", paid_at=INSIDE)
+    short = Donation(fund_id="fund_1", amount_cents=2_000, currency="CAD", payment_intent_id="pi_2", paid_at=INSIDE)
+    unseen = Donation(fund_id="fund_1", amount_cents=900, currency="CAD", payment_intent_id="pi_3", paid_at=INSIDE)
+    charges = [
+        Charge("txn_a", 4_000, INSIDE, "pi_1", "fund_1"),
+        Charge("txn_b", 2_500, INSIDE, "pi_2", None),
+        Charge("txn_c", 1_000, INSIDE, "pi_new", "fund_1"),  # ours by metadata, never posted
+        Charge("txn_d", 7_000, INSIDE, "pi_elsewhere", "fund_2"),  # another fund's
+    ]
+    compare_donations(report, charges, {"pi_1": paid, "pi_2": short, "pi_3": unseen})
+    found = {(d.kind, d.stripe_id, d.journal_cents, d.stripe_cents, d.detail) for d in report.differences}
+    assert found == {
+        ("amount_mismatch", "pi_2", 2_000, 2_500, "txn_b"),
+        ("missing_in_journal", "pi_new", None, 1_000, "txn_c"),
+        ("missing_in_stripe", "pi_3", 900, None, ""),
+    }
+    assert report.matched == 1
+    assert report.stripe_cents == 4_000 + 2_500 + 1_000
+    assert report.journal_cents == 4_000 + 2_000 + 900
+
+
+def test_nothing_to_compare_is_a_clean_report() -> None:
+    report = _report()
+    compare_card_transactions(report, [], {}, set(), {})
+    compare_donations(report, [], {})
+    assert report.ok and report.matched == 0 and report.difference_cents == 0

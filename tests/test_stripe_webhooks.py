@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ledger.journal import fund_summary
+from ledger.funds import fund_summary
 from ledger.stripe_models import CardTransaction, StripeEvent
 from tests.conftest import Network
 from tests.fakestripe import FakeStripe

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beds.errors import NotFound
-from beds.models import BedPool, Facility
+from beds.errors import Invalid, NotFound
+from beds.models import BedPool, Facility, FacilityKind, PoolChange
 from beds.pools import FREE
 from beds.timeutil import utcnow
 
-CRITERIA = (
-    "accepts_trafficking",
-    "accepts_worker_referral",
-    "no_sobriety_required",
-    "not_asylum_only",
-    "accessible",
-    "children_accompanied",
-    "heightened_security",
-)
+# Each criterion the board filters on, as the condition a facility meets to stay on the board.
+CRITERIA: dict[str, ColumnElement[bool]] = {
+    "accepts_trafficking": Facility.accepts_trafficking.is_(True),  # type: ignore[attr-defined]
+    "accepts_worker_referral": Facility.accepts_worker_referral.is_(True),  # type: ignore[attr-defined]
+    "no_sobriety_required": Facility.sobriety_required.is_(False),  # type: ignore[attr-defined]
+    "not_asylum_only": Facility.asylum_seekers_only.is_(False),  # type: ignore[attr-defined]
+    "accessible": Facility.accessible.is_(True),  # type: ignore[attr-defined]
+    "children_accompanied": Facility.children_accompanied.is_(True),  # type: ignore[attr-defined]
+    "heightened_security": Facility.security_level.in_(["heightened", "high"]),  # type: ignore[attr-defined]
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,16 @@ class BoardFilter:
     kind: str | None = None
     criteria: frozenset[str] = field(default_factory=frozenset)
     min_free: int = 0
+
+    def __post_init__(self) -> None:
+        if self.min_free < 0:
+            raise Invalid("invalid_filter", "min_free cannot be negative.")
+        if self.kind and self.kind not in FacilityKind.__members__.values():
+            # PostgreSQL refuses an unknown enum value with an error: a filter names a known kind or none.
+            raise Invalid("invalid_filter", "Unknown facility kind.")
+        unknown = self.criteria - CRITERIA.keys()
+        if unknown:
+            raise Invalid("invalid_filter", f"Unknown criteria: {', '.join(sorted(unknown))}.")
 
     def as_query(self) -> dict[str, str | list[str]]:
         query: dict[str, str | list[str]] = {}
@@ -81,26 +91,6 @@ def is_stale(updated_at: datetime, now: datetime, stale_after: timedelta) -> boo
     return now - updated_at > stale_after
 
 
-def _criteria_clauses(criteria: Iterable[str]) -> list:
-    clauses = []
-    for name in criteria:
-        if name == "accepts_trafficking":
-            clauses.append(Facility.accepts_trafficking.is_(True))  # type: ignore[attr-defined]
-        elif name == "accepts_worker_referral":
-            clauses.append(Facility.accepts_worker_referral.is_(True))  # type: ignore[attr-defined]
-        elif name == "no_sobriety_required":
-            clauses.append(Facility.sobriety_required.is_(False))  # type: ignore[attr-defined]
-        elif name == "not_asylum_only":
-            clauses.append(Facility.asylum_seekers_only.is_(False))  # type: ignore[attr-defined]
-        elif name == "accessible":
-            clauses.append(Facility.accessible.is_(True))  # type: ignore[attr-defined]
-        elif name == "children_accompanied":
-            clauses.append(Facility.children_accompanied.is_(True))  # type: ignore[attr-defined]
-        elif name == "heightened_security":
-            clauses.append(Facility.security_level.in_(["heightened", "high"]))  # type: ignore[attr-defined]
-    return clauses
-
-
 async def list_facilities(
     session: AsyncSession, board_filter: BoardFilter, *, stale_after: timedelta = timedelta(hours=12)
 ) -> list[FacilityListing]:
@@ -112,8 +102,8 @@ async def list_facilities(
         stmt = stmt.where(Facility.city == board_filter.city)
     if board_filter.kind:
         stmt = stmt.where(Facility.kind == board_filter.kind)
-    for clause in _criteria_clauses(board_filter.criteria):
-        stmt = stmt.where(clause)
+    for name in board_filter.criteria:
+        stmt = stmt.where(CRITERIA[name])
     stmt = stmt.order_by(Facility.province, Facility.city, Facility.name)
     facilities = (await session.execute(stmt)).all()
     if not facilities:
@@ -159,9 +149,8 @@ async def get_listing(
     return FacilityListing(facility, list(pools), is_stale(facility.updated_at, utcnow(), stale_after))
 
 
-async def pool_history(session: AsyncSession, pool_id: str, limit: int = 50) -> list:
-    from beds.models import PoolChange
-
+async def pool_history(session: AsyncSession, pool_id: str, limit: int = 50) -> list[PoolChange]:
+    """The pool's latest changes, newest first."""
     return list(
         (
             await session.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Invalid, NotFound
@@ -89,3 +90,21 @@ async def add_pool(session: AsyncSession, facility_id: str, *, profile: str, cap
     session.add(pool)
     await session.commit()
     return pool
+
+
+async def facility_ids_of(session: AsyncSession, organisation_id: str) -> frozenset[str]:
+    """The facilities an organisation runs (its staff change their counts)."""
+    rows = await session.execute(select(Facility.id).where(Facility.organisation_id == organisation_id))
+    return frozenset(rows.scalars().all())
+
+
+async def all_facilities(session: AsyncSession) -> list[Facility]:
+    """Every facility, listed or not, by province then name."""
+    rows = await session.execute(select(Facility).order_by(Facility.province, Facility.name))
+    return list(rows.scalars().all())
+
+
+async def pool_counts(session: AsyncSession) -> dict[str, int]:
+    """How many bed pools each facility has (a facility without one is absent)."""
+    rows = await session.execute(select(BedPool.facility_id, func.count()).group_by(BedPool.facility_id))
+    return {facility_id: count for facility_id, count in rows.all()}

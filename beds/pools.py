@@ -5,8 +5,8 @@ Each change is one transaction with its history row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,14 +16,27 @@ from beds.models import BedPool, Facility, PoolChange, SurgeBeds
 from beds.timeutil import utcnow
 
 FREE = BedPool.capacity - BedPool.occupied - BedPool.out_of_service - BedPool.held
+# Surge beds answer an emergency (a cold snap, a mass rescue); beds needed longer are capacity, set as such.
+SURGE_MAX = timedelta(days=14)
+SURGE_MAX_BEDS = 500
 
 
 @dataclass(frozen=True)
 class Counts:
+    """A pool's four counts; its free beds are what capacity has left over."""
+
     capacity: int
     occupied: int
     out_of_service: int
     held: int
+
+    @classmethod
+    def of(cls, pool: BedPool) -> Counts:
+        return cls(pool.capacity, pool.occupied, pool.out_of_service, pool.held)
+
+    def columns(self, side: str) -> dict[str, int]:
+        """As the history's columns of one side: `capacity_before`, ... or `capacity_after`, ..."""
+        return {f"{name}_{side}": value for name, value in asdict(self).items()}
 
 
 def record_change(
@@ -35,14 +48,8 @@ def record_change(
             actor_user_id=actor_user_id,
             reason=reason,
             at=pool.updated_at,
-            capacity_before=before.capacity,
-            occupied_before=before.occupied,
-            out_of_service_before=before.out_of_service,
-            held_before=before.held,
-            capacity_after=pool.capacity,
-            occupied_after=pool.occupied,
-            out_of_service_after=pool.out_of_service,
-            held_after=pool.held,
+            **before.columns("before"),
+            **Counts.of(pool).columns("after"),
         )
     )
 
@@ -64,14 +71,15 @@ async def move_counts(
     held: int = 0,
     actor_user_id: str | None,
     reason: str,
+    now: datetime | None = None,
 ) -> BedPool:
     """Apply deltas in one conditional UPDATE so concurrent writers can never overbook.
 
     The WHERE clause is the invariant; the row lock PostgreSQL takes for the UPDATE (or SQLite's
     write lock) makes the check and the write one step. Raises Conflict with the current free count.
-    The caller commits.
+    The caller commits. `now` is for history written after the fact (the demo's past reports).
     """
-    now = utcnow()
+    now = now or utcnow()
     new_free = FREE + capacity - occupied - out_of_service - held
     stmt = (
         update(BedPool)
@@ -177,7 +185,7 @@ async def set_counts(
     current = await session.get(BedPool, pool_id)
     if current is None:
         raise NotFound("not_found", "No such bed pool.")
-    before = Counts(current.capacity, current.occupied, current.out_of_service, current.held)
+    before = Counts.of(current)
     pool = (await session.execute(stmt)).scalar_one_or_none()
     if pool is None:
         await session.refresh(current)
@@ -203,10 +211,16 @@ async def set_counts(
 async def add_surge(
     session: AsyncSession, pool_id: str, *, beds: int, expires_at: datetime, reason: str, actor_user_id: str
 ) -> SurgeBeds:
-    if beds <= 0 or beds > 500:
-        raise Invalid("invalid_beds", "Surge beds must be between 1 and 500.")
-    if expires_at <= utcnow():
+    """Open `beds` temporary beds in the pool until `expires_at`, at most `SURGE_MAX` from now."""
+    if not 1 <= beds <= SURGE_MAX_BEDS:
+        raise Invalid("invalid_beds", f"Surge beds must be between 1 and {SURGE_MAX_BEDS}.")
+    if expires_at.tzinfo is None:
+        raise Invalid("invalid_expiry", "expires_at needs a UTC offset.")
+    now = utcnow()
+    if expires_at <= now:
         raise Invalid("invalid_expiry", "Surge beds must expire in the future.")
+    if expires_at > now + SURGE_MAX:
+        raise Invalid("invalid_expiry", f"Surge beds last at most {SURGE_MAX.days} days.")
     await move_counts(session, pool_id, capacity=beds, actor_user_id=actor_user_id, reason="surge_added")
     surge = SurgeBeds(
         pool_id=pool_id,

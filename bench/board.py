@@ -20,7 +20,8 @@ from sqlalchemy import insert
 
 from beds.models import BedPool, Facility, FacilityKind, Profile, SecurityLevel, new_id
 from beds.timeutil import utcnow
-from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password
+from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.accounts.service import hash_password
 from exchange.app import create_app
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata

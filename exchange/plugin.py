@@ -42,10 +42,8 @@ from exchange.accounts.pages import AuthPages
 from exchange.admin.pages import AdminPages
 from exchange.board.api import FacilityController, PoolController
 from exchange.board.cards import FacilityCards
-from exchange.board.facility_pages import FacilityPages
 from exchange.board.live import render_pool_row
-from exchange.board.pages import BoardPages
-from exchange.board.report_pages import ReportPages
+from exchange.board.pages import BoardPages, FacilityPages, ReportPages
 from exchange.board.sweep import sweep_surges
 from exchange.db import make_engine, make_sessionmaker
 from exchange.demo.holds import seed_holds
@@ -54,21 +52,20 @@ from exchange.fund.api import CaseController, DisbursementController, FundContro
 from exchange.fund.live import render_disbursement
 from exchange.fund.pages import LedgerPages
 from exchange.holds.api import AgreementController, HoldController, OperationController
-from exchange.holds.live import hold_address_grants, render_hold_fragment, sweep_expired_holds, sweep_unanswered_holds
-from exchange.holds.pages import HoldPages
+from exchange.holds.grants import hold_address_grants
+from exchange.holds.live import render_hold_fragment
+from exchange.holds.pages import AgreementPages, HoldPages, OperationPages
+from exchange.holds.sweep import sweep_expired_holds, sweep_unanswered_holds
 from exchange.live.events import CHANNEL
 from exchange.live.hub import LiveHub
 from exchange.live.sockets import board_stream, json_stream
 from exchange.registry import Registry
 from exchange.settings import Settings
-from exchange.stripe.api import (
-    StripeCardController,
-    fund_reconciliation,
-    stripe_issuer,
-    stripe_webhook,
-    sweep_expired_cards,
-)
+from exchange.stripe.api import StripeCardController, fund_reconciliation
+from exchange.stripe.issuer import stripe_issuer
 from exchange.stripe.pages import DonationPages, StripePages
+from exchange.stripe.sweep import sweep_expired_cards
+from exchange.stripe.webhooks import stripe_webhook
 from exchange.sweeper import run_sweeper
 from exchange.web import errors, i18n
 from exchange.web.auth import AuthMiddleware, RotatingSessionConfig, requires_login
@@ -101,7 +98,9 @@ def route_handlers() -> list[Any]:
         OperationController,
         HoldController,
         AgreementController,
+        OperationPages,
         HoldPages,
+        AgreementPages,
         ReportPages,
         stripe_webhook,
         StripeCardController,

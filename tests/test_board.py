@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
 from beds.audit import AddressRelease
+from beds.board import BoardFilter
+from beds.errors import Invalid
 from beds.models import Facility
 from tests.conftest import login_page_session
 
@@ -139,6 +142,28 @@ async def test_facility_api_filters_and_bad_filters(client, network) -> None:
     assert (await client.get("/api/v1/facilities", params={"min_free": "x"}, headers=headers)).status_code == 400
     assert (await client.get("/api/v1/facilities", params={"min_free": -1}, headers=headers)).status_code == 422
     assert (await client.get("/api/v1/facilities/nope", headers=headers)).status_code == 404
+    unknown_kind = await client.get("/api/v1/facilities", params={"kind": "castle"}, headers=headers)
+    assert unknown_kind.status_code == 422 and unknown_kind.json()["error"] == "invalid_filter"
+
+
+def test_a_board_filter_names_known_kinds_and_criteria_only() -> None:
+    for bad in ({"kind": "castle"}, {"criteria": frozenset({"moat"})}, {"min_free": -1}):
+        with pytest.raises(Invalid) as refused:
+            BoardFilter(**bad)
+        assert refused.value.code == "invalid_filter", bad
+    assert BoardFilter(kind="men", criteria=frozenset({"accessible"}), min_free=1).as_query() == {
+        "kind": "men",
+        "criteria": ["accessible"],
+        "min_free": "1",
+    }
+
+
+async def test_the_board_page_ignores_a_filter_it_does_not_know(client, network) -> None:
+    """An old bookmark may name a kind or criterion that no longer exists: the board shows, without that filter."""
+    await login_page_session(client, "police")
+    page = await client.get("/", params={"kind": "castle", "criteria": "moat"})
+    assert page.status_code == 200
+    assert "Maison Alpha" in page.text and "Bravo House" in page.text
 
 
 async def test_board_fits_a_phone(client, network) -> None:
@@ -204,9 +229,15 @@ async def test_staff_set_counts_and_open_surge_beds_from_the_facility_page(clien
     assert surge.status_code in (200, 303)
     too_long = await client.post(f"/pools/{pool.id}/surge", data={"beds": "3", "hours": "9999"}, headers=csrf)
     assert too_long.status_code == 422
+    # The cap is the domain's (beds/pools.py), the same for the API: 14 days, and an end in the future.
+    for hours in ("337", "0", "-5", "99999999999999"):
+        refused = await client.post(f"/pools/{pool.id}/surge", data={"beds": "3", "hours": hours}, headers=csrf)
+        assert refused.status_code == 422, hours
     async with sessionmaker() as session:
         after = await session.get(BedPool, pool.id)
     assert (after.capacity, after.occupied) == (14, 5)
+    fortnight = await client.post(f"/pools/{pool.id}/surge", data={"beds": "1", "hours": "336"}, headers=csrf)
+    assert fortnight.status_code in (200, 303)
     # Another shelter's staff cannot use these forms on this pool.
     await client.post("/logout", headers=csrf)
     await login_page_session(client, "shelter_b")

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
+from beds.errors import Invalid
 from beds.models import BedPool, PoolChange, SurgeBeds
+from beds.pools import SURGE_MAX, add_surge
+from beds.timeutil import utcnow
 from tests.conftest import eventually
 
 
@@ -199,3 +203,25 @@ async def test_surge_rejects_bad_input(client, network) -> None:
     assert (
         await client.post(f"/api/v1/pools/{pool.id}/surge", json={"beds": 1, "expires_at": naive}, headers=headers)
     ).status_code == 422
+
+
+async def test_surge_beds_last_at_most_fourteen_days(client, network, sessionmaker) -> None:
+    """The cap is the domain's: the API refuses a longer surge as the facility page does."""
+    pool = network.pools["b"]
+    headers = network["shelter_b"].headers
+    too_long = (datetime.now(UTC) + SURGE_MAX + timedelta(minutes=5)).isoformat()
+    refused = await client.post(
+        f"/api/v1/pools/{pool.id}/surge", json={"beds": 3, "expires_at": too_long}, headers=headers
+    )
+    assert refused.status_code == 422 and refused.json()["error"] == "invalid_expiry"
+    within = (datetime.now(UTC) + SURGE_MAX - timedelta(minutes=5)).isoformat()
+    opened = await client.post(
+        f"/api/v1/pools/{pool.id}/surge", json={"beds": 3, "expires_at": within}, headers=headers
+    )
+    assert opened.status_code == 201 and opened.json()["capacity"] == 11
+    async with sessionmaker() as session:
+        for expires_at in (utcnow() + SURGE_MAX + timedelta(seconds=1), utcnow() - timedelta(seconds=1)):
+            with pytest.raises(Invalid) as refused_here:
+                await add_surge(session, pool.id, beds=1, expires_at=expires_at, reason="", actor_user_id="x")
+            assert refused_here.value.code == "invalid_expiry"
+        assert len((await session.execute(select(SurgeBeds))).scalars().all()) == 1

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.timeutil import utcnow
-from exchange.accounts.models import ApiToken, set_user_active
+from exchange.accounts.models import ApiToken
+from exchange.accounts.service import set_user_active
 from tests.conftest import PASSWORD, Network, login_page_session
 
 ROOT = Path(__file__).resolve().parent.parent

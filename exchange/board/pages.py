@@ -1,52 +1,53 @@
-"""The live board: every facility by province and city, filters by htmx, +1/-1 for a shelter's own pools."""
+"""The board's pages: the live board, one facility with its staff's forms, and occupancy reports.
+
+The board lists every facility by province and city, filtered by htmx; a shelter's staff get +1/-1 on their own
+pools, and on their facility's page the forms to set counts, open surge beds and confirm counts.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Controller, Request, get, post
-from litestar.channels import ChannelsPlugin
-from litestar.enums import RequestEncodingType
-from litestar.exceptions import PermissionDeniedException
-from litestar.params import Body
 from litestar.response import Redirect, Template
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
 from msgspec import Struct
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from msgspec.structs import asdict
 
-from beds import pools as pool_ops
-from beds.board import CRITERIA, BoardFilter, group_by_city, list_facilities
-from beds.models import PROVINCES, Facility, FacilityKind
+from beds.board import group_by_city
+from beds.models import PROVINCES
+from beds.pools import SURGE_MAX
 from beds.timeutil import utcnow
-from beds.visibility import may_edit_pool
 from exchange.accounts.models import Role, User
-from exchange.live.events import publish_pool
-from exchange.settings import Settings
-from exchange.web.auth import viewer_for
+from exchange.board.schemas import WHERE, AdjustRequest, BoardQuery, PutPoolRequest
+from exchange.board.service import SERVICE, BoardService
+from exchange.web.auth import requires_roles
+from exchange.web.forms import FORM
 from exchange.web.nav import page_context
 
 
-class AdjustForm(Struct):
-    occupied_delta: int = 0
-    out_of_service_delta: int = 0
+# A page's form is the API's body, but for refusing unknown fields: it carries the CSRF token beside.
+class AdjustForm(AdjustRequest, forbid_unknown_fields=False):
+    pass
 
 
-async def staffed_facility(db: AsyncSession, user: User, facility_id: str) -> Facility:
-    """The facility, if this user is one of its staff; 403 otherwise (every user may read every facility)."""
-    facility = await db.get(Facility, facility_id)
-    if facility is None or not may_edit_pool(viewer_for(user), facility.organisation_id):
-        raise PermissionDeniedException("Only the facility's own staff may change its counts.")
-    return facility
+class CountsForm(PutPoolRequest, forbid_unknown_fields=False):
+    pass
 
 
-async def own_facility_ids(db: AsyncSession, user: User) -> frozenset[str]:
-    if "shelter_staff" not in user.roles:
-        return frozenset()
-    rows = await db.execute(select(Facility.id).where(Facility.organisation_id == user.organisation_id))
-    return frozenset(rows.scalars().all())
+class SurgeForm(Struct):
+    beds: int
+    hours: int
+    reason: str = ""
+
+    def until(self) -> datetime:
+        """The end the form asks for. Hours past the cap stay just past it, for the domain to refuse (so that no
+        number, however large, overflows a datetime)."""
+        hours = min(max(self.hours, 0), SURGE_MAX // timedelta(hours=1) + 1)
+        return utcnow() + timedelta(hours=hours)
 
 
 def _csrf_input(request: Request) -> str:
@@ -55,49 +56,39 @@ def _csrf_input(request: Request) -> str:
     return f'<input type="hidden" name="_csrf_token" value="{token}" />' if token else ""
 
 
+def _to_facility(facility_id: str) -> Redirect:
+    return Redirect(path=f"/facilities/{facility_id}", status_code=303)
+
+
 class BoardPages(Controller):
-    @get("/")
+    dependencies = SERVICE
+
+    @get("/", dependencies=WHERE)
     async def board(
         self,
         request: Request[User, str, object],
-        db: AsyncSession,
-        settings: Settings,
-        province: str | None = None,
-        city: str | None = None,
-        profile: str | None = None,
-        kind: str | None = None,
+        service: BoardService,
+        where: BoardQuery,
         criteria: list[str] | None = None,
         only_free: bool = False,
     ) -> Template:
-        board_filter = BoardFilter(
-            province=province or None,
-            city=city or None,
-            profile=profile or None,
-            # An unknown kind matches nothing (and must not reach PostgreSQL's enum as an error).
-            kind=kind if kind in FacilityKind.__members__.values() else None,
-            criteria=frozenset(c for c in criteria or [] if c in CRITERIA),
-            min_free=1 if only_free else 0,
-        )
-        listings = await list_facilities(db, board_filter, stale_after=settings.stale_after)
-        now = utcnow()
+        board_filter = where.to_filter(criteria=criteria or (), min_free=1 if only_free else 0, lenient=True)
+        board = await service.board(board_filter)
         cards = request.app.state.facility_cards.render(
             request.app.template_engine.engine,
-            listings,
-            editable=await own_facility_ids(db, request.user),
-            now=now,
+            board.listings,
+            editable=board.own_facility_ids,
+            now=board.now,
             csrf_input=_csrf_input(request),
         )
-        my_stale = []
-        if request.user.has(Role.SHELTER_STAFF):
-            my_stale = await pool_ops.stale_facilities(db, request.user.organisation_id, now - settings.stale_after)
         context = page_context(
             request,
-            groups=group_by_city(listings),
+            groups=group_by_city(board.listings),
             cards=cards,
-            my_stale=my_stale,
-            now=now,
-            facility_count=len(listings),
-            free_total=sum(li.free for li in listings),
+            my_stale=board.stale,
+            now=board.now,
+            facility_count=len(board.listings),
+            free_total=sum(li.free for li in board.listings),
             filter=board_filter,
             only_free=only_free,
             provinces=PROVINCES,
@@ -108,26 +99,69 @@ class BoardPages(Controller):
 
     @post("/pools/{pool_id:str}/adjust", status_code=200)
     async def adjust(
-        self,
-        request: Request[User, str, object],
-        db: AsyncSession,
-        channels: ChannelsPlugin,
-        pool_id: str,
-        data: Annotated[AdjustForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        self, request: Request, service: BoardService, pool_id: str, data: Annotated[AdjustForm, FORM]
     ) -> Template | Redirect:
-        pool = await pool_ops.get_pool(db, pool_id)
-        facility = await staffed_facility(db, request.user, pool.facility_id)
-        pool = await pool_ops.adjust(
-            db,
-            pool_id,
-            occupied_delta=data.occupied_delta,
-            out_of_service_delta=data.out_of_service_delta,
-            actor_user_id=request.user.id,
-        )
-        publish_pool(channels, pool)
+        pool = await service.adjust_pool(pool_id, **asdict(data))
         if not request.htmx:
-            return Redirect(path=f"/facilities/{facility.id}", status_code=303)
+            return _to_facility(pool.facility_id)
+        context = {"pool": pool, "facility_id": pool.facility_id, "can_edit": True}
+        return Template("fragments/pool_row.html", context=context)
+
+
+class FacilityPages(Controller):
+    dependencies = SERVICE
+
+    @get("/facilities/{facility_id:str}")
+    async def facility(self, request: Request, service: BoardService, facility_id: str) -> Template:
+        view = await service.facility(facility_id, channel="page", history=10)
         return Template(
-            "fragments/pool_row.html",
-            context={"pool": pool, "facility_id": facility.id, "can_edit": True},
+            "facility.html",
+            context=page_context(
+                request,
+                listing=view.listing,
+                show_contact=view.show_contact,
+                can_edit=view.can_edit,
+                history=view.history,
+                now=utcnow(),
+            ),
+        )
+
+    @post("/facilities/{facility_id:str}/confirm", status_code=303)
+    async def confirm_counts(self, service: BoardService, facility_id: str) -> Redirect:
+        await service.confirm_counts(facility_id)
+        return Redirect(path="/", status_code=303)
+
+    @post("/pools/{pool_id:str}/counts", status_code=303)
+    async def set_counts(self, service: BoardService, pool_id: str, data: Annotated[CountsForm, FORM]) -> Redirect:
+        pool = await service.set_pool_counts(pool_id, **asdict(data))
+        return _to_facility(pool.facility_id)
+
+    @post("/pools/{pool_id:str}/surge", status_code=303)
+    async def add_surge(self, service: BoardService, pool_id: str, data: Annotated[SurgeForm, FORM]) -> Redirect:
+        pool = await service.add_surge(pool_id, beds=data.beds, until=data.until(), reason=data.reason)
+        return _to_facility(pool.facility_id)
+
+
+class ReportPages(Controller):
+    path = "/reports"
+    guards = [requires_roles(Role.SHELTER_STAFF, Role.COORDINATOR, Role.NETWORK_ADMIN)]
+    dependencies = SERVICE
+
+    @get("/occupancy")
+    async def occupancy(
+        self, request: Request, service: BoardService, province: str | None = None, days: int = 14
+    ) -> Template:
+        days = min(max(days, 1), 90)
+        occupancy = await service.occupancy(province=province, days=days)
+        return Template(
+            "occupancy.html",
+            context=page_context(
+                request,
+                report=occupancy.days,
+                peak=max((d.occupancy_percent for d in occupancy.days), default=0),
+                network_wide=occupancy.network_wide,
+                province=occupancy.province or "",
+                provinces=PROVINCES,
+                days=days,
+            ),
         )

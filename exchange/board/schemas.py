@@ -1,22 +1,58 @@
-"""Request and response bodies of the beds API. Unknown fields are refused."""
+"""What the board's API and pages read from a request, and the bodies the beds API answers with.
+
+Unknown body fields are refused.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import msgspec
+from litestar.di import Provide
 
-from beds.board import FacilityListing
-from beds.models import BedPool
-
-
-class Body(msgspec.Struct, forbid_unknown_fields=True):
-    pass
+from beds.board import CRITERIA, BoardFilter, FacilityListing
+from beds.models import BedPool, FacilityKind, PoolChange
+from exchange.web.schemas import Body
 
 
-class TokenRequest(Body):
-    username: str
-    password: str
+@dataclass(frozen=True)
+class BoardQuery:
+    """The filters the board page and the facilities API both take from the query string; None is any."""
+
+    province: str | None = None
+    city: str | None = None
+    profile: str | None = None
+    kind: str | None = None
+
+    def to_filter(self, *, criteria: Iterable[str] = (), min_free: int = 0, lenient: bool = False) -> BoardFilter:
+        """The domain's filter. The API refuses an unknown kind or criterion (422); the board page (`lenient`,
+        where an old bookmark may carry one) drops it and shows the board without that filter."""
+        kind, wanted = self.kind, frozenset(criteria)
+        if lenient:
+            kind = kind if kind in FacilityKind.__members__.values() else None
+            wanted &= CRITERIA.keys()
+        return BoardFilter(
+            province=self.province,
+            city=self.city,
+            profile=self.profile,
+            kind=kind,
+            criteria=wanted,
+            min_free=min_free,
+        )
+
+
+def board_query(
+    province: str | None = None, city: str | None = None, profile: str | None = None, kind: str | None = None
+) -> BoardQuery:
+    """Dependency of the board's list handlers; an empty field (a form's "All") is no filter."""
+    return BoardQuery(province or None, city or None, profile or None, kind or None)
+
+
+# The board's list handlers declare this and take `where: BoardQuery`.
+WHERE = {"where": Provide(board_query, sync_to_thread=False)}
 
 
 class AdjustRequest(Body):
@@ -76,6 +112,14 @@ class Criteria(msgspec.Struct):
     children_accompanied: bool
     max_stay_nights: int | None
 
+    @classmethod
+    def of(cls, facility: Any) -> Criteria:
+        """From a facility row: the criteria are its columns of the same names, the lists split on commas."""
+        fields = {name: getattr(facility, name) for name in cls.__struct_fields__}
+        for name in ("genders", "languages"):
+            fields[name] = [item for item in fields[name].split(",") if item]
+        return cls(**fields)
+
 
 class FacilityOut(msgspec.Struct, omit_defaults=True):
     id: str
@@ -106,19 +150,7 @@ class FacilityOut(msgspec.Struct, omit_defaults=True):
             city=f.city,
             area=f.area,
             security_level=str(f.security_level),
-            criteria=Criteria(
-                genders=[g for g in f.genders.split(",") if g],
-                age_min=f.age_min,
-                age_max=f.age_max,
-                sobriety_required=f.sobriety_required,
-                asylum_seekers_only=f.asylum_seekers_only,
-                accepts_trafficking=f.accepts_trafficking,
-                accepts_worker_referral=f.accepts_worker_referral,
-                languages=[lang for lang in f.languages.split(",") if lang],
-                accessible=f.accessible,
-                children_accompanied=f.children_accompanied,
-                max_stay_nights=f.max_stay_nights,
-            ),
+            criteria=Criteria.of(f),
             updated_at=f.updated_at,
             stale=listing.stale,
             pools=[PoolOut.of(p) for p in listing.pools],
@@ -127,22 +159,23 @@ class FacilityOut(msgspec.Struct, omit_defaults=True):
         )
 
 
-class UserOut(msgspec.Struct):
-    id: str
-    username: str
-    display_name: str
-    organisation_id: str
-    roles: list[str]
-
-
-class TokenResponse(msgspec.Struct):
-    token: str
-    user: UserOut
-
-
 class PoolChangeOut(msgspec.Struct):
     at: datetime
     reason: str
     actor_user_id: str | None
     before: dict[str, int]
     after: dict[str, int]
+
+    @classmethod
+    def of(cls, change: PoolChange) -> PoolChangeOut:
+        return cls(
+            at=change.at,
+            reason=change.reason,
+            actor_user_id=change.actor_user_id,
+            before=_counts(change, "before"),
+            after=_counts(change, "after"),
+        )
+
+
+def _counts(change: PoolChange, side: str) -> dict[str, int]:
+    return {name: getattr(change, f"{name}_{side}") for name in ("capacity", "occupied", "out_of_service", "held")}

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -15,7 +16,8 @@ from litestar.stores.base import Store
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.visibility import Viewer
-from exchange.accounts.models import Role, User, user_for_token
+from exchange.accounts.models import Role, User
+from exchange.accounts.service import user_for_token
 
 SESSION_USER_KEY = "uid"
 
@@ -38,11 +40,23 @@ class RotatingSessionConfig(ServerSideSessionConfig):
     _backend_class = RotatingSessionBackend
 
 
+def bearer_token(connection: ASGIConnection) -> str | None:
+    """The token of an `Authorization: Bearer ...` header, or None."""
+    header = connection.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None
+
+
 async def rotate_session(connection: ASGIConnection, store: Store) -> None:
     old_id = connection.cookies.get("session")
     if old_id and old_id != "null":
         await store.delete(old_id)
     connection.scope.setdefault("state", {})["rotate_session"] = True
+
+
+async def start_session(request: Request, user_id: str) -> None:
+    """A new session id for this user after every credential check (a login, a new password)."""
+    await rotate_session(request, request.app.stores.get("sessions"))
+    request.set_session({SESSION_USER_KEY: user_id})
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
@@ -54,9 +68,8 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         sessionmaker: async_sessionmaker = connection.app.state.sessionmaker
-        header = connection.headers.get("authorization", "")
-        if header[:7].lower() == "bearer ":
-            token = header[7:].strip()
+        token = bearer_token(connection)
+        if token is not None:
             async with sessionmaker() as session:
                 user = await user_for_token(session, token)
             if user is None:

@@ -9,10 +9,14 @@ from typing import Any
 
 import msgspec
 from litestar import Request
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 
 from ledger.errors import Invalid
 
 IDEMPOTENCY_KEY_MAX = 200
+# A page's form post, parsed into the handler's Struct: `data: Annotated[SomeForm, FORM]`.
+FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 # Dollars and cents as people type them: "25", "25.5", "25,50", "$1 200.00". No exponent, no Infinity.
 _MONEY = re.compile(r"^\$?(\d{1,9})(?:[.,](\d{1,2}))?\$?$")

@@ -19,7 +19,7 @@ class NavItem:
     current: bool
 
 
-# (path, label, roles that see it; empty = everyone). Other parts of the shell append theirs.
+# (path, label, roles that see it; empty = everyone): the page each role starts its work from, in menu order.
 NAV_ENTRIES: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/", N_("Board"), ()),
     ("/admin", N_("Admin"), (Role.NETWORK_ADMIN,)),

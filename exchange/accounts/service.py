@@ -1,0 +1,190 @@
+"""Accounts: passwords, logins, API tokens, organisations, users and their roles.
+
+The API and the pages call these; the tables are in `exchange/accounts/models.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.stores.base import Store
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds.timeutil import utcnow
+from exchange.accounts.models import ApiToken, Organisation, OrgKind, Role, User
+from exchange.web import throttle
+
+PASSWORD_MIN = 12
+
+_hasher = PasswordHasher()
+# Verifying against this keeps the time of a login for an unknown user equal to a known one.
+_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def authenticate(session: AsyncSession, username: str, password: str) -> User | None:
+    user = (await session.execute(select(User).where(User.username == username))).scalar_one_or_none()
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.active:
+        return None
+    return user
+
+
+async def log_in(session: AsyncSession, failures: Store, username: str, password: str) -> User:
+    """The user these credentials name, counting failures per account: a locked account is refused unread.
+
+    Raises TooManyRequestsException when locked, NotAuthorizedException otherwise; one message whether the
+    user exists or not, so logins cannot list accounts.
+    """
+    if await throttle.is_locked(failures, username):
+        raise TooManyRequestsException("Too many failed logins for this account; try again later.")
+    user = await authenticate(session, username, password)
+    if user is None:
+        await throttle.record_failure(failures, username)
+        raise NotAuthorizedException("Wrong username or password.")
+    await throttle.clear_failures(failures, username)
+    return user
+
+
+async def issue_token(session: AsyncSession, user: User) -> str:
+    token = "rfx_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token)))
+    await session.commit()
+    return token
+
+
+async def user_for_token(session: AsyncSession, token: str) -> User | None:
+    row = (
+        await session.execute(
+            select(User)
+            .join(ApiToken, ApiToken.user_id == User.id)  # type: ignore[arg-type]
+            .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+        )
+    ).scalar_one_or_none()
+    return row if row is not None and row.active else None
+
+
+async def token_id(session: AsyncSession, token: str | None) -> str | None:
+    """The id of the stored token with this value (revoked or not), or None."""
+    if token is None:
+        return None
+    return (
+        await session.execute(select(ApiToken.id).where(ApiToken.token_hash == hash_token(token)))
+    ).scalar_one_or_none()
+
+
+async def tokens_of(session: AsyncSession, user_id: str) -> list[ApiToken]:
+    """A user's tokens, newest first (never their values: only a hash is stored)."""
+    rows = await session.execute(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.created_at.desc())  # type: ignore[attr-defined]
+    )
+    return list(rows.scalars().all())
+
+
+async def revoke_token(session: AsyncSession, user_id: str, token_id: str | None) -> bool:
+    """False unless `token_id` is an active token of this user (another's is not even said to exist)."""
+    token = await session.get(ApiToken, token_id) if token_id else None
+    if token is None or token.user_id != user_id or token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    await session.commit()
+    return True
+
+
+async def create_organisation(
+    session: AsyncSession, *, name: str, kind: OrgKind | str, province: str = ""
+) -> Organisation:
+    org = Organisation(name=name.strip(), kind=OrgKind(kind), province=province)
+    session.add(org)
+    await session.commit()
+    return org
+
+
+async def organisations(session: AsyncSession) -> list[Organisation]:
+    return list((await session.execute(select(Organisation).order_by(Organisation.name))).scalars().all())
+
+
+async def create_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    organisation_id: str,
+    roles: list[Role] | list[str],
+    display_name: str = "",
+    email: str = "",
+    lead_worker: bool = False,
+    locale: str | None = None,
+) -> User:
+    user = User(
+        username=username,
+        display_name=display_name or username,
+        email=email,
+        password_hash=hash_password(password),
+        organisation_id=organisation_id,
+        roles=[Role(r).value for r in roles],
+        lead_worker=lead_worker,
+        locale=locale,
+    )
+    session.add(user)
+    await session.commit()
+    return user
+
+
+async def users(session: AsyncSession) -> list[User]:
+    return list((await session.execute(select(User).order_by(User.username))).scalars().all())
+
+
+async def _update_user(session: AsyncSession, user_id: str, **fields: Any) -> User | None:
+    user = await session.get(User, user_id)
+    if user is None:
+        return None
+    for name, value in fields.items():
+        setattr(user, name, value)
+    session.add(user)
+    await session.commit()
+    return user
+
+
+async def set_user_active(session: AsyncSession, user_id: str, active: bool) -> User | None:
+    """Disabling a user ends their sessions and tokens at once: both are re-checked on every request."""
+    return await _update_user(session, user_id, active=active)
+
+
+async def set_user_roles(session: AsyncSession, user_id: str, roles: list[str], lead_worker: bool) -> User | None:
+    """Roles are read from the database on every request, so a change applies at the user's next click."""
+    return await _update_user(session, user_id, roles=[Role(r).value for r in roles], lead_worker=lead_worker)
+
+
+async def set_locale(session: AsyncSession, user_id: str, locale: str) -> None:
+    """The language a user's pages and e-mails are in; the caller checks it is one we have."""
+    await _update_user(session, user_id, locale=locale)
+
+
+async def change_password(session: AsyncSession, user_id: str, current: str, new: str) -> bool:
+    """False when the current password is wrong; the caller answers without saying more."""
+    user = await session.get(User, user_id)
+    if user is None or not verify_password(user.password_hash, current):
+        return False
+    await _update_user(session, user_id, password_hash=hash_password(new))
+    return True

@@ -1,0 +1,134 @@
+"""The network admin's operations: organisations, users and their roles, facilities and their pools.
+
+The admin pages' guard admits network admins only; these check what the forms say and refuse what would lock
+the admin out. exchange/admin/pages.py reaches them as the `service` dependency (`SERVICE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.di import Provide
+from litestar.exceptions import NotFoundException
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds import facilities
+from beds.errors import Invalid
+from beds.models import BedPool, Facility
+from exchange.accounts import service as accounts
+from exchange.accounts.models import Organisation, OrgKind, Role, User
+
+# Written by the shelter, never read back by the coalition (see `edit_facility`).
+CONFIDENTIAL_FIELDS = ("address", "intake_phone")
+
+
+@dataclass(frozen=True)
+class Overview:
+    organisations: list[Organisation]
+    users: list[User]
+    facilities: list[Facility]
+    pool_counts: dict[str, int]
+
+
+def _known_roles(roles: Iterable[str]) -> list[str]:
+    roles = list(roles)
+    if not roles or any(r not in set(Role) for r in roles):
+        raise Invalid("invalid_roles", "Choose at least one known role.")
+    return roles
+
+
+class AdminService:
+    def __init__(self, db: AsyncSession, actor: User) -> None:
+        self.db = db
+        self.actor = actor
+
+    async def overview(self) -> Overview:
+        return Overview(
+            await accounts.organisations(self.db),
+            await accounts.users(self.db),
+            await facilities.all_facilities(self.db),
+            await facilities.pool_counts(self.db),
+        )
+
+    async def add_organisation(self, *, name: str, kind: str, province: str) -> Organisation:
+        if kind not in set(OrgKind) or not name.strip():
+            raise Invalid("invalid_organisation", "An organisation needs a name and a known kind.")
+        try:
+            return await accounts.create_organisation(self.db, name=name, kind=kind, province=province)
+        except IntegrityError as exc:
+            await self.db.rollback()
+            raise Invalid("duplicate_name", "An organisation with this name exists.") from exc
+
+    async def _organisation(self, organisation_id: str) -> Organisation:
+        organisation = await self.db.get(Organisation, organisation_id)
+        if organisation is None:
+            raise Invalid("invalid_organisation", "No such organisation.")
+        return organisation
+
+    async def add_user(
+        self, *, username: str, password: str, organisation_id: str, roles: Iterable[str], **profile: Any
+    ) -> User:
+        """A new user; `profile` is display_name, email and lead_worker."""
+        known = _known_roles(roles)
+        if len(password) < accounts.PASSWORD_MIN:
+            raise Invalid("weak_password", f"Passwords need at least {accounts.PASSWORD_MIN} characters.")
+        await self._organisation(organisation_id)
+        try:
+            return await accounts.create_user(
+                self.db,
+                username=username.strip(),
+                password=password,
+                organisation_id=organisation_id,
+                roles=known,
+                **profile,
+            )
+        except IntegrityError as exc:
+            await self.db.rollback()
+            raise Invalid("duplicate_username", "This username is taken.") from exc
+
+    async def set_active(self, user_id: str, active: bool) -> None:
+        if not active and user_id == self.actor.id:
+            raise Invalid("self_disable", "You cannot disable your own account.")
+        await accounts.set_user_active(self.db, user_id, active)
+
+    async def set_roles(self, user_id: str, roles: Iterable[str], *, lead_worker: bool) -> User:
+        known = _known_roles(roles)
+        if user_id == self.actor.id and Role.NETWORK_ADMIN.value not in known:
+            # The last door into these pages must not close behind the person holding it.
+            raise Invalid("self_demotion", "You cannot remove your own network admin role.")
+        user = await accounts.set_user_roles(self.db, user_id, known, lead_worker)
+        if user is None:
+            raise NotFoundException("No such user.")
+        return user
+
+    async def add_facility(self, organisation_id: str, fields: dict[str, Any]) -> Facility:
+        await self._organisation(organisation_id)
+        return await facilities.create_facility(self.db, organisation_id=organisation_id, **fields)
+
+    async def facility_for_edit(self, facility_id: str) -> tuple[Facility, list[Organisation]]:
+        """The facility and every organisation it could belong to."""
+        facility = await self.db.get(Facility, facility_id)
+        if facility is None:
+            raise NotFoundException("No such facility.")
+        return facility, await accounts.organisations(self.db)
+
+    async def edit_facility(self, facility_id: str, fields: dict[str, Any]) -> Facility:
+        """The address and phone are write-only here: the coalition manages facilities without reading where
+        people sleep, and an empty field keeps what the shelter gave."""
+        kept = {k: v for k, v in fields.items() if v or k not in CONFIDENTIAL_FIELDS}
+        return await facilities.update_facility(self.db, facility_id, **kept)
+
+    async def add_pool(self, facility_id: str, *, profile: str, capacity: int) -> BedPool:
+        return await facilities.add_pool(self.db, facility_id, profile=profile, capacity=capacity)
+
+
+def provide_admin_service(request: Request[User, str, object], db: AsyncSession) -> AdminService:
+    return AdminService(db, request.user)
+
+
+# The admin controller declares this: its handlers take `service: AdminService`.
+SERVICE = {"service": Provide(provide_admin_service, sync_to_thread=False)}

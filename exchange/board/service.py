@@ -1,0 +1,176 @@
+"""The board's operations for one request's user, shared by the board's API and pages.
+
+Read the board and one facility (an address is released only to whoever may see it, and each release outside the
+facility's staff is audited); move a pool's counts, open surge beds and confirm counts, for the facility's own
+staff only, and publish every change to the live boards. exchange/board/api.py and pages.py reach it as the
+`service` dependency (`SERVICE`) and call nothing else for behaviour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from litestar import Request
+from litestar.channels import ChannelsPlugin
+from litestar.di import Provide
+from litestar.exceptions import PermissionDeniedException
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds import pools
+from beds.board import BoardFilter, FacilityListing, get_listing, list_facilities
+from beds.board import pool_history as changes_of
+from beds.facilities import facility_ids_of
+from beds.models import PROVINCES, BedPool, Facility, PoolChange
+from beds.reports import DayOccupancy, daily_occupancy
+from beds.timeutil import utcnow
+from beds.visibility import may_edit_pool
+from exchange.accounts.models import Role, User
+from exchange.board.addresses import reveal_address, viewer_with_grants
+from exchange.live.events import publish_pool
+from exchange.registry import GrantSource
+from exchange.settings import Settings
+from exchange.web.auth import viewer_for
+
+
+@dataclass(frozen=True)
+class Board:
+    """What the board page shows a user: the listings, which of them they may edit, and their stale facilities."""
+
+    listings: list[FacilityListing]
+    own_facility_ids: frozenset[str]
+    stale: list[Facility]
+    now: datetime
+
+
+@dataclass(frozen=True)
+class FacilityView:
+    listing: FacilityListing
+    show_contact: bool
+    can_edit: bool
+    # The latest changes of each pool, for its own staff only.
+    history: dict[str, list[PoolChange]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    days: list[DayOccupancy]
+    network_wide: bool
+    province: str | None
+
+
+@dataclass
+class BoardService:
+    db: AsyncSession
+    channels: ChannelsPlugin
+    settings: Settings
+    user: User
+    grant_sources: Sequence[GrantSource] = ()
+
+    # Reading
+
+    async def own_facility_ids(self) -> frozenset[str]:
+        """The facilities whose counts this user may change (none unless they are shelter staff)."""
+        if not self.user.has(Role.SHELTER_STAFF):
+            return frozenset()
+        return await facility_ids_of(self.db, self.user.organisation_id)
+
+    async def board(self, board_filter: BoardFilter) -> Board:
+        listings = await list_facilities(self.db, board_filter, stale_after=self.settings.stale_after)
+        now = utcnow()
+        stale: list[Facility] = []
+        if self.user.has(Role.SHELTER_STAFF):
+            stale = await pools.stale_facilities(self.db, self.user.organisation_id, now - self.settings.stale_after)
+        return Board(listings, await self.own_facility_ids(), stale, now)
+
+    async def facilities(self, board_filter: BoardFilter) -> list[tuple[FacilityListing, bool]]:
+        """The listings the filter matches, each with whether this user may see its address."""
+        listings = await list_facilities(self.db, board_filter, stale_after=self.settings.stale_after)
+        viewer, grants = await viewer_with_grants(self.db, self.user, self.grant_sources)
+        return [
+            (listing, await reveal_address(self.db, viewer, grants, listing.facility, "api")) for listing in listings
+        ]
+
+    async def facility(self, facility_id: str, *, channel: str, history: int = 0) -> FacilityView:
+        """One facility as this user may see it; its own staff also get the last `history` changes of each pool."""
+        listing = await get_listing(self.db, facility_id, stale_after=self.settings.stale_after)
+        viewer, grants = await viewer_with_grants(self.db, self.user, self.grant_sources)
+        show_contact = await reveal_address(self.db, viewer, grants, listing.facility, channel)
+        can_edit = may_edit_pool(viewer, listing.facility.organisation_id)
+        changes = {}
+        if can_edit and history:
+            changes = {pool.id: await changes_of(self.db, pool.id, limit=history) for pool in listing.pools}
+        return FacilityView(listing, show_contact, can_edit, changes)
+
+    async def pool_history(self, pool_id: str) -> list[PoolChange]:
+        await self.staffed_pool(pool_id)
+        return await changes_of(self.db, pool_id)
+
+    async def occupancy(self, *, province: str | None, days: int) -> Occupancy:
+        """End-of-day occupancy: of the network for coordinators and network admins, else of the user's own
+        facilities. An unknown province is no filter."""
+        network_wide = self.user.has(Role.COORDINATOR, Role.NETWORK_ADMIN)
+        province = province if province in PROVINCES else None
+        report = await daily_occupancy(
+            self.db, organisation_id=None if network_wide else self.user.organisation_id, province=province, days=days
+        )
+        return Occupancy(report, network_wide, province)
+
+    # Changing counts: the facility's own staff only
+
+    async def staffed_facility(self, facility_id: str) -> Facility:
+        """The facility, if this user is one of its staff; 403 otherwise (every user may read every facility)."""
+        facility = await self.db.get(Facility, facility_id)
+        if facility is None or not may_edit_pool(viewer_for(self.user), facility.organisation_id):
+            raise PermissionDeniedException("Only the facility's own staff may change its counts.")
+        return facility
+
+    async def staffed_pool(self, pool_id: str) -> BedPool:
+        """The pool (404 if there is none), if this user staffs its facility; 403 otherwise."""
+        pool = await pools.get_pool(self.db, pool_id)
+        await self.staffed_facility(pool.facility_id)
+        return pool
+
+    async def _staff_change(self, pool_id: str, change: Callable[..., Awaitable[BedPool]], **counts: int) -> BedPool:
+        """Authorize, apply the domain's change as this user, and publish the pool to every board."""
+        await self.staffed_pool(pool_id)
+        pool = await change(self.db, pool_id, **counts, actor_user_id=self.user.id)
+        publish_pool(self.channels, pool)
+        return pool
+
+    async def adjust_pool(self, pool_id: str, *, occupied_delta: int, out_of_service_delta: int) -> BedPool:
+        """The +1/-1 of a shelter: move occupied and out-of-service beds by these deltas."""
+        deltas = {"occupied_delta": occupied_delta, "out_of_service_delta": out_of_service_delta}
+        return await self._staff_change(pool_id, pools.adjust, **deltas)
+
+    async def set_pool_counts(
+        self, pool_id: str, *, capacity: int, occupied: int, out_of_service: int, version: int
+    ) -> BedPool:
+        """Replace the counts a shelter reports, if nobody changed the pool since it read `version`."""
+        counts = {"capacity": capacity, "occupied": occupied, "out_of_service": out_of_service, "version": version}
+        return await self._staff_change(pool_id, pools.set_counts, **counts)
+
+    async def add_surge(self, pool_id: str, *, beds: int, until: datetime, reason: str) -> BedPool:
+        """Open surge beds until `until` (the domain refuses an end in the past or beyond its cap)."""
+        await self.staffed_pool(pool_id)
+        await pools.add_surge(self.db, pool_id, beds=beds, expires_at=until, reason=reason, actor_user_id=self.user.id)
+        pool = await pools.get_pool(self.db, pool_id)
+        publish_pool(self.channels, pool)
+        return pool
+
+    async def confirm_counts(self, facility_id: str) -> None:
+        """The facility's staff say its counts are still right: it is no longer stale on any board."""
+        await self.staffed_facility(facility_id)
+        for pool in await pools.confirm_counts(self.db, facility_id):
+            publish_pool(self.channels, pool)
+
+
+def provide_board_service(
+    request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin, settings: Settings
+) -> BoardService:
+    return BoardService(db, channels, settings, request.user, request.app.state.registry.grant_sources)
+
+
+# The board's controllers declare this: their handlers take `service: BoardService`.
+SERVICE = {"service": Provide(provide_board_service, sync_to_thread=False)}

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -65,3 +69,25 @@ def wait_until_up(url: str, server: subprocess.Popen, seconds: float = 30) -> No
             pass
         time.sleep(0.2)
     raise SystemExit("refuge serve did not start")
+
+
+@contextlib.contextmanager
+def refuge_server(env: dict[str, str], port: int) -> Iterator[str]:
+    """`refuge serve` of this checkout on `port`, up; its URL. Stopped on exit (SIGINT, killed after 10 s)."""
+    root = Path(__file__).resolve().parent.parent
+    # PYTHONPATH: serve this checkout, whatever the venv was installed from.
+    server = subprocess.Popen(
+        [str(root / ".venv" / "bin" / "refuge"), "serve", "--port", str(port)],
+        env={**env, "PYTHONPATH": str(root)},
+        cwd=root,
+    )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_until_up(base_url, server)
+        yield base_url
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -27,12 +29,15 @@ import httpx
 import websockets
 
 from beds.models import BedPool, Facility, FacilityKind, Profile
-from bench.common import free_port
-from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password, issue_token
+from bench.common import free_port, wait_until_up
+from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.accounts.service import hash_password, issue_token
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
+# Changes are spaced so that each measures one fan-out, not a queue of several.
+PACE_S = 0.25
 
 BARE_SERVER = r"""
 import asyncio, json, sys, time
@@ -48,6 +53,7 @@ async def handler(ws):
                                            "pool": {"id": "p", "free": 1}}))
         return
     clients.add(ws)
+    await ws.send(json.dumps({"type": "ready"}))  # as refuge's stream does once a client is registered
     try:
         await ws.wait_closed()
     finally:
@@ -55,6 +61,7 @@ async def handler(ws):
 
 async def main():
     async with serve(handler, "127.0.0.1", int(sys.argv[1]), max_queue=None):
+        print("listening", flush=True)
         await asyncio.Future()
 
 asyncio.run(main())
@@ -97,30 +104,25 @@ async def seed(url: str) -> tuple[str, str, str]:
     return staff_token, viewer_token, pool_id
 
 
-def wait_port(port: int, within_s: float = 20.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
 class Receivers:
     """N connected clients; each records (receipt time, raw message) and parses after the run."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: int) -> None:
+        self.expected = expected  # messages each client should get
         self.received: list[list[tuple[float, str]]] = []
         self.tasks: list[asyncio.Task] = []
         self.sockets: list = []
+        self.complete = 0
+        self.all_complete = asyncio.Event()
 
     async def connect(self, url: str, n: int, headers: dict[str, str] | None = None) -> None:
+        """Returns once every client has its ready frame: each is registered, none can miss a change."""
+
         async def one(i: int) -> None:
             ws = await websockets.connect(url, additional_headers=headers, max_queue=None, open_timeout=60)
             self.sockets.append(ws)
+            ready = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            assert ready == {"type": "ready"}, ready
             log: list[tuple[float, str]] = []
             self.received.append(log)
             self.tasks.append(asyncio.create_task(self._pump(ws, log)))
@@ -128,17 +130,21 @@ class Receivers:
         for start in range(0, n, 100):  # connect in waves, as a morning of shift changes would
             await asyncio.gather(*(one(i) for i in range(start, min(n, start + 100))))
 
-    @staticmethod
-    async def _pump(ws, log: list[tuple[float, str]]) -> None:  # type: ignore[no-untyped-def]
+    async def _pump(self, ws, log: list[tuple[float, str]]) -> None:  # type: ignore[no-untyped-def]
         try:
             async for message in ws:
                 log.append((time.time(), message))
+                if len(log) == self.expected:
+                    self.complete += 1
+                    if self.complete == len(self.received):
+                        self.all_complete.set()
         except websockets.ConnectionClosed:
             return
 
-    def count_matching(self, key: str, value: int) -> int:
-        needle = f'"{key}":{value}'
-        return sum(1 for log in self.received if any(needle in m.replace(" ", "") for _, m in log[-3:]))
+    async def until_received(self, within_s: float = 10.0) -> None:
+        """Until every client has its messages, or the time is up (the summary then shows what is missing)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.all_complete.wait(), within_s)
 
     def latencies_ms(self, at_of: callable) -> list[float]:  # type: ignore[valid-type]
         out = []
@@ -164,64 +170,89 @@ def summary(name: str, values: list[float], expected: int) -> tuple[float, float
     return p50, p99
 
 
-async def run(clients: int, changes: int, use_redis: bool) -> None:
+@dataclass
+class Servers:
+    """`refuge serve` with its stream, and the bare broadcast server, both answering."""
+
+    port: int
+    bare_port: int
+    staff_token: str
+    viewer_token: str
+    pool_id: str
+
+
+def start_servers(use_redis: bool) -> tuple[Servers, list[subprocess.Popen]]:
     folder = tempfile.mkdtemp(prefix="refuge-fanout-")
     url = f"sqlite+aiosqlite:///{folder}/fanout.db"
-    staff_token, viewer_token, pool_id = await seed(url)
+    staff_token, viewer_token, pool_id = asyncio.run(seed(url))
     port, bare_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "BASE_URL": f"http://127.0.0.1:{port}"}
     if use_redis:
         env["REDIS_URL"] = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     else:
         env.pop("REDIS_URL", None)
-    app = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "exchange.cli",
-        "serve",
-        "--port",
-        str(port),
+    app = subprocess.Popen(
+        [sys.executable, "-m", "exchange.cli", "serve", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    bare = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", BARE_SERVER, str(bare_port), stderr=subprocess.DEVNULL
+    bare = subprocess.Popen(
+        [sys.executable, "-c", BARE_SERVER, str(bare_port)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
+    processes = [app, bare]
     try:
-        await asyncio.to_thread(wait_port, port)
-        await asyncio.to_thread(wait_port, bare_port)
-        ours = Receivers()
-        await ours.connect(f"ws://127.0.0.1:{port}/api/v1/stream", clients, {"Authorization": f"Bearer {viewer_token}"})
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            await asyncio.sleep(0.5)
-            for i in range(changes):
-                delta = 1 if i % 2 == 0 else -1
-                response = await http.post(
-                    f"/api/v1/pools/{pool_id}/adjust",
-                    json={"occupied_delta": delta},
-                    headers={"Authorization": f"Bearer {staff_token}"},
-                )
-                response.raise_for_status()
-                await asyncio.sleep(0.25)
-        await asyncio.sleep(1.0)
-        await ours.close()
+        wait_until_up(f"http://127.0.0.1:{port}", app)
+        assert bare.stdout is not None and bare.stdout.readline().strip() == b"listening", "bare server did not start"
+    except BaseException:
+        stop(processes)
+        raise
+    return Servers(port, bare_port, staff_token, viewer_token, pool_id), processes
 
-        baseline = Receivers()
-        await baseline.connect(f"ws://127.0.0.1:{bare_port}/", clients)
-        async with websockets.connect(f"ws://127.0.0.1:{bare_port}/control") as control:
-            await asyncio.sleep(0.5)
-            for i in range(changes):
-                await control.send(str(i))
-                await asyncio.sleep(0.25)
-        await asyncio.sleep(1.0)
-        await baseline.close()
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait()
+
+
+async def measure(servers: Servers, clients: int, changes: int) -> tuple[Receivers, Receivers]:
+    ours = Receivers(expected=changes)
+    await ours.connect(
+        f"ws://127.0.0.1:{servers.port}/api/v1/stream", clients, {"Authorization": f"Bearer {servers.viewer_token}"}
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{servers.port}", timeout=30) as http:
+        for i in range(changes):
+            delta = 1 if i % 2 == 0 else -1
+            response = await http.post(
+                f"/api/v1/pools/{servers.pool_id}/adjust",
+                json={"occupied_delta": delta},
+                headers={"Authorization": f"Bearer {servers.staff_token}"},
+            )
+            response.raise_for_status()
+            await asyncio.sleep(PACE_S)
+    await ours.until_received()
+    await ours.close()
+
+    baseline = Receivers(expected=changes)
+    await baseline.connect(f"ws://127.0.0.1:{servers.bare_port}/", clients)
+    async with websockets.connect(f"ws://127.0.0.1:{servers.bare_port}/control") as control:
+        for i in range(changes):
+            await control.send(str(i))
+            await asyncio.sleep(PACE_S)
+        await baseline.until_received()
+    await baseline.close()
+    return ours, baseline
+
+
+def run(clients: int, changes: int, use_redis: bool) -> None:
+    servers, processes = start_servers(use_redis)
+    try:
+        ours, baseline = asyncio.run(measure(servers, clients, changes))
     finally:
-        app.terminate()
-        bare.terminate()
-        await app.wait()
-        await bare.wait()
+        stop(processes)
 
     def our_at(message: dict) -> float | None:
         if message.get("type") != "pool.updated":
@@ -244,7 +275,7 @@ def main() -> None:
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
-    asyncio.run(run(args.clients, args.changes, args.redis))
+    run(args.clients, args.changes, args.redis)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import httpx
 
 from beds.models import BedPool, Facility, FacilityKind, Profile
 from bench.common import ScratchDatabase, free_port, wait_until_up
-from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password, issue_token
+from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.accounts.service import hash_password, issue_token
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
 
@@ -249,6 +250,9 @@ def main() -> None:
             "DATABASE_URL": sa_url,
             "BASE_URL": f"http://127.0.0.1:{port}",
             "SWEEP_INTERVAL_SECONDS": "5",
+            # Throughput, not the limits on unanswered requests: N clients of one planner hold at once.
+            "HOLD_LIMIT_PER_REQUESTER": "100000",
+            "HOLD_LIMIT_PER_ORGANISATION": "100000",
         }
         env.pop("REDIS_URL", None)
         env["PYTHONPATH"] = str(ROOT)  # serve this checkout, whatever the venv was installed from

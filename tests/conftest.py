@@ -1,9 +1,34 @@
-"""Test harness: a database of its own per run (SQLite file or `test_<random>` on PostgreSQL), built by
-the real Alembic migrations, emptied between tests; the real app; a network of organisations and users."""
+"""Test harness: one database and one app per run, emptied between tests; a network of organisations and users.
+
+Fixtures, and what each really does:
+- `database_url` (session): a database of the run's own: a SQLite file in a temporary folder, or, with
+  `TEST_DATABASE_URL=postgresql+asyncpg://...`, a `test_<random>` database created beside it and dropped at the
+  end. Its schema comes from the models (`metadata.create_all`), not from Alembic: tests/test_migrations.py
+  proves the migrations build the same schema.
+- `engine`, `sessionmaker` (session): SQLAlchemy on that database, for tests that read or write rows directly.
+- `_clean_database` (autouse, every test): empties every table before the test (TRUNCATE on PostgreSQL, DELETE
+  on SQLite). Nothing else is reset between tests except what `client` and `live_server` say.
+- `settings` (session): that database, a random secret, `http://testserver.local` as base URL, the login and
+  donation rate limits out of the way, and the sweeper every 0.2 s.
+- `app` (session): one `create_app(settings)` for the whole run. A test that needs other settings builds its own
+  app (`create_app(replace(settings, ...))`) and client.
+- `client` (every test): a Litestar `AsyncTestClient` on `app`; it runs the app's lifespan (sweeper, channels,
+  live hub) for the test, and empties the app's stores (sessions, rate limits, login failures) first.
+  `own_app_client` is the same on an app built for the test alone (for what an app does on first use).
+- `network` (every test): rows written straight through the models, not the API: six organisations, shelter A
+  (Montréal, pools women 10/4 occupied and family 3) and shelter B (Toronto, men 8/2), and a user of each role in
+  `PEOPLE`, each with an API token from the domain (`network["police"].headers`). It starts `client`.
+- `live_server` (one per test module, stores emptied before each test): the app served by uvicorn in a thread on
+  a free port with its own URL as base URL, for real websocket and browser clients.
+
+Helpers: `until_live(ws)` waits for a socket's first message, which the server sends once the socket is
+registered with its hub; `eventually(check)` polls a condition the sweeper or a live event makes true.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import socket
@@ -22,7 +47,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password, issue_token
+from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.accounts.service import hash_password, issue_token
 from exchange.app import create_app
 from exchange.db import make_engine, make_sessionmaker
 from exchange.models import metadata
@@ -100,6 +126,7 @@ def fixture_settings(database_url: str) -> Settings:
         secret_key="test-secret-" + secrets.token_hex(8),
         base_url="http://testserver.local",
         login_attempts_per_minute=10_000,
+        donations_per_minute=10_000,
         sweep_interval_seconds=0.2,
     )
 
@@ -132,14 +159,30 @@ async def _clean_database(engine: AsyncEngine) -> AsyncIterator[None]:
     yield
 
 
-@pytest.fixture(name="app")
+@pytest.fixture(name="app", scope="session")
 def fixture_app(settings: Settings) -> Litestar:
     return create_app(settings)
 
 
+async def empty_stores(app: Litestar) -> None:
+    """Sessions, rate-limit counters and login failures of earlier tests must not leak into the next one."""
+    for store in app.stores._stores.values():  # StoreRegistry has no public listing of its stores
+        await store.delete_all()
+
+
 @pytest.fixture(name="client")
 async def fixture_client(app: Litestar) -> AsyncIterator[AsyncTestClient]:
+    await empty_stores(app)
     async with AsyncTestClient(app=app, base_url="http://testserver.local") as client:
+        yield client
+
+
+@pytest.fixture(name="own_app_client")
+async def fixture_own_app_client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """A client on an app built for this test alone, for a test that must see what the app does on first use:
+    structlog binds each route's logger to the stdout of the first request through it (`capsys` sees it only if
+    that request is the test's own)."""
+    async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as client:
         yield client
 
 
@@ -284,15 +327,20 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.settings = replace(settings, base_url=self.url)
         self.app = create_app(self.settings)
+        self.app.on_startup.append(self._remember_loop)
+        self.loop: asyncio.AbstractEventLoop | None = None
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
+    async def _remember_loop(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
     def __enter__(self) -> LiveServer:
         self.thread.start()
         deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline:
+        while not self.server.started:  # uvicorn sets it once the app's startup ran and the socket listens
+            if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("live server did not start")
             time.sleep(0.02)
         return self
@@ -301,14 +349,37 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
+    def empty_stores(self) -> None:
+        """On the server's own event loop: its stores belong to it."""
+        assert self.loop is not None
+        asyncio.run_coroutine_threadsafe(empty_stores(self.app), self.loop).result(timeout=10)
 
-@pytest.fixture(name="live_server")
-def fixture_live_server(settings: Settings) -> Iterator[LiveServer]:
+
+@pytest.fixture(name="module_live_server", scope="module")
+def fixture_module_live_server(settings: Settings) -> Iterator[LiveServer]:
+    # Per module rather than per run: its sweeper would otherwise keep taking SQLite's write lock in every
+    # later test.
     with LiveServer(settings) as server:
         yield server
 
 
+@pytest.fixture(name="live_server")
+def fixture_live_server(module_live_server: LiveServer) -> LiveServer:
+    module_live_server.empty_stores()
+    return module_live_server
+
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def until_live(ws: Any, within_s: float = 5.0) -> str:
+    """Read a socket's first message and return it: the server sends it once the socket is registered with its
+    hub (the JSON stream's `{"type": "ready"}`, the board socket's live-status fragment), so every change made
+    after this returns reaches the socket."""
+    async with asyncio.timeout(within_s):
+        hello = await ws.recv()
+    assert 'id="live-status"' in hello or json.loads(hello) == {"type": "ready"}, hello
+    return hello
 
 
 async def eventually(check: Any, within_s: float = 5.0, interval: float = 0.05) -> Any:

@@ -20,7 +20,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, async_playwright, expect
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from ledger.journal import create_fund, deposit
+from ledger.deposits import deposit
+from ledger.funds import create_fund
 from tests.conftest import PASSWORD, LiveServer, Network
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

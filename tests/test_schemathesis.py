@@ -28,8 +28,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from beds.holds_models import Hold
 from beds.models import BedPool
 from beds.timeutil import utcnow
-from ledger.journal import check_books, create_fund, deposit
+from ledger.deposits import deposit
+from ledger.funds import create_fund
 from ledger.models import Fund
+from ledger.verify import check_books
 from tests.conftest import PASSWORD, LiveServer, Network
 
 ROLES = ["shelter_a", "police", "worker", "approver", "auditor", "admin"]
@@ -90,7 +92,11 @@ async def real_objects(http: requests.Session, live: LiveServer, network: Networ
             "nights": 2,
         },
     )
-    agreement = post("shelter_a", "/api/v1/agreements", {"pool_id": network.pools["a_family"].id, "beds": 1})
+    agreement = post(
+        "shelter_a",
+        "/api/v1/agreements",
+        {"pool_id": network.pools["a_family"].id, "beds": 1, "partner_org_id": network.orgs["police"].id},
+    )
     csrf, sessions = page_sessions(http, live)
     return {
         "csrf": csrf,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import REDIS_URL, LiveServer
+from tests.conftest import REDIS_URL, LiveServer, until_live
 
 
 def ws_url(server: LiveServer, path: str) -> str:
@@ -32,7 +32,8 @@ async def test_stream_client_receives_a_pool_change_made_through_the_api(live_se
         websockets.connect(ws_url(live_server, "/api/v1/stream"), additional_headers=network["police"].headers) as ws,
         httpx.AsyncClient(base_url=live_server.url) as http,
     ):
-        await asyncio.sleep(0.1)  # let the subscription settle
+        # The stream's first frame says the connection is registered: the change below cannot be missed.
+        assert json.loads(await until_live(ws)) == {"type": "ready"}
         response = await http.post(
             f"/api/v1/pools/{pool.id}/adjust", json={"occupied_delta": 1}, headers=network["shelter_a"].headers
         )
@@ -62,8 +63,7 @@ async def test_board_socket_sends_html_rows_to_swap(live_server, network) -> Non
             ws_url(live_server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": live_server.url}
         ) as ws:
             # The first message says the page is live: the subscription exists, no change can be missed.
-            async with asyncio.timeout(3):
-                hello = await ws.recv()
+            hello = await until_live(ws)
             assert 'id="live-status"' in hello and "Live" in hello
             await http.post(
                 f"/api/v1/pools/{pool.id}/adjust", json={"occupied_delta": 2}, headers=network["shelter_b"].headers
@@ -97,11 +97,11 @@ async def test_websocket_from_another_site_is_refused(live_server, network) -> N
         ) as ws:
             await ws.recv()
     assert refused.value.response.status_code == 403
-    # The same session from our own origin is accepted.
+    # The same session from our own origin is accepted and goes live.
     async with websockets.connect(
         ws_url(live_server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": live_server.url}
     ) as ws:
-        assert ws.state.name == "OPEN"
+        assert 'id="live-status"' in await until_live(ws)
 
 
 async def test_websocket_without_credentials_is_refused(live_server, network) -> None:
@@ -127,7 +127,7 @@ async def test_two_app_processes_share_one_stream_through_redis(settings, networ
             websockets.connect(ws_url(server_b, "/api/v1/stream"), additional_headers=network["worker"].headers) as ws,
             httpx.AsyncClient(base_url=server_a.url) as http,
         ):
-            await asyncio.sleep(0.3)
+            await until_live(ws)  # registered with B's hub; B subscribed to the Redis channel at startup
             response = await http.post(
                 f"/api/v1/pools/{pool.id}/adjust",
                 json={"out_of_service_delta": 1},

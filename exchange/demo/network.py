@@ -1,18 +1,26 @@
-"""A realistic demo network: shelters across Canada, two police services, one coalition, a user per role."""
+"""A realistic demo network: shelters across Canada, two police services, one coalition, a user per role.
+
+`seed` runs steps that go through the domain functions, as the app would: organisations and users through
+`exchange/accounts/service.py`, facilities and pools through `beds/facilities.py`, each pool's counts through
+`beds/pools.py` (which writes its history), then the further steps of the registry (holds, the fund).
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beds.models import BedPool, Facility, FacilityKind, PoolChange, Profile, SecurityLevel
+from beds.facilities import add_pool, create_facility
+from beds.models import Facility, FacilityKind, Profile, SecurityLevel
+from beds.pools import move_counts
 from beds.timeutil import utcnow
-from exchange.accounts.models import Organisation, OrgKind, Role, User, hash_password
+from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.accounts.service import create_organisation, create_user, users
 from exchange.registry import DemoStep
 
 DEMO_PASSWORD = "refuge-demo-2026"
@@ -104,36 +112,71 @@ class DemoNetwork:
     users: dict[str, User] = field(default_factory=dict)
     facilities: list[Facility] = field(default_factory=list)
 
+    def organisation_of(self, facility: Facility) -> Organisation:
+        return next(o for o in self.organisations.values() if o.id == facility.organisation_id)
 
-DEMO_LOGINS: list[tuple[str, str, str]] = []
+
+# Organisations that are not shelters: key -> (name, kind, province).
+ORGANISATIONS: dict[str, tuple[str, OrgKind, str]] = {
+    "coalition": ("Coalition contre la traite / Anti-Trafficking Coalition (demo)", OrgKind.COALITION, ""),
+    "police_mtl": ("Service de police métropolitain (demo)", OrgKind.POLICE, "QC"),
+    "police_tor": ("Greater Toronto Police Service (demo)", OrgKind.POLICE, "ON"),
+    "community": ("Centre d'aide aux victimes (demo)", OrgKind.COMMUNITY, "QC"),
+    "migrant_centre": ("Migrant Workers Centre (demo)", OrgKind.COMMUNITY, "ON"),
+}
+
+
+def _vaw_shelter_in_montreal(net: DemoNetwork) -> Organisation:
+    return net.organisation_of(
+        next(f for f in net.facilities if f.kind == FacilityKind.VAW_SHELTER and f.city == "Montréal")
+    )
+
+
+def _trafficking_shelter(net: DemoNetwork) -> Organisation:
+    trafficking = [f for f in net.facilities if f.kind == FacilityKind.TRAFFICKING_SHELTER]
+    return net.organisation_of(trafficking[0] if trafficking else net.facilities[1])
+
+
+# username -> (display name, organisation key or the shelter they staff, roles, lead worker)
+PEOPLE: dict[str, tuple[str, str | Callable[[DemoNetwork], Organisation], list[Role], bool]] = {
+    "shelter": ("Nadia (Maison, Montréal)", _vaw_shelter_in_montreal, [Role.SHELTER_STAFF], False),
+    "shelter2": ("Grace (trafficking shelter)", _trafficking_shelter, [Role.SHELTER_STAFF], False),
+    "police": ("Det. Tremblay (SPM)", "police_mtl", [Role.POLICE_PLANNER], False),
+    "police2": ("Det. Singh (GTPS)", "police_tor", [Role.POLICE_PLANNER], False),
+    "caseworker": ("Amélie (victim services)", "community", [Role.CASE_WORKER], True),
+    "caseworker2": ("Jordan (migrant centre)", "migrant_centre", [Role.CASE_WORKER], False),
+    "approver": ("Louise (coalition fund)", "coalition", [Role.FUND_APPROVER], False),
+    "approver2": ("Sam (migrant centre fund)", "migrant_centre", [Role.FUND_APPROVER], False),
+    "dual": ("Marie (case worker and approver)", "community", [Role.CASE_WORKER, Role.FUND_APPROVER], True),
+    "auditor": ("Robert (coalition auditor)", "coalition", [Role.AUDITOR], False),
+    "coordinator": ("Isabelle (coalition coordinator)", "coalition", [Role.COORDINATOR], False),
+    "admin": ("Network admin", "coalition", [Role.NETWORK_ADMIN], False),
+}
 
 
 async def is_seeded(session: AsyncSession) -> bool:
     return bool((await session.execute(select(func.count()).select_from(Organisation))).scalar_one())
 
 
-async def seed(
-    session: AsyncSession, steps: Sequence[DemoStep] = (), *, facilities_per_province: int | None = None
-) -> DemoNetwork:
-    """The network of organisations, users and facilities, then each further step (holds, the fund)."""
+async def logins(session: AsyncSession) -> list[tuple[str, str, str]]:
+    """(username, roles, display name) of every user: the demo's people first, in their order, then the others."""
+    order = list(PEOPLE)
+    everyone = sorted(
+        await users(session), key=lambda u: order.index(u.username) if u.username in order else len(order)
+    )
+    return [(u.username, ", ".join(u.roles), u.display_name) for u in everyone]
+
+
+async def add_organisations(session: AsyncSession, net: DemoNetwork) -> None:
+    for key, (name, kind, province) in ORGANISATIONS.items():
+        net.organisations[key] = await create_organisation(session, name=name, kind=kind, province=province)
+
+
+async def add_facilities(session: AsyncSession, net: DemoNetwork) -> None:
+    """Shelters across the provinces, each run by an organisation of its own, each with the counts it last
+    reported at some time of the past day (some are stale)."""
     rng = random.Random(2026)
-    net = DemoNetwork()
     now = utcnow()
-
-    def org(key: str, name: str, kind: OrgKind, province: str = "") -> Organisation:
-        o = Organisation(name=name, kind=kind, province=province)
-        session.add(o)
-        net.organisations[key] = o
-        return o
-
-    coalition = org("coalition", "Coalition contre la traite / Anti-Trafficking Coalition (demo)", OrgKind.COALITION)
-    police_mtl = org("police_mtl", "Service de police métropolitain (demo)", OrgKind.POLICE, "QC")
-    police_tor = org("police_tor", "Greater Toronto Police Service (demo)", OrgKind.POLICE, "ON")
-    community = org("community", "Centre d'aide aux victimes (demo)", OrgKind.COMMUNITY, "QC")
-    migrant_centre = org("migrant_centre", "Migrant Workers Centre (demo)", OrgKind.COMMUNITY, "ON")
-    await session.flush()
-
-    shelter_orgs: list[Organisation] = []
     index = 0
     for province, cities in CITIES.items():
         for city, areas in cities:
@@ -155,10 +198,13 @@ async def seed(
                     if kind != FacilityKind.ROTATING_SAFE_HOUSE
                     else f"Safe House {city[:3].upper()}-{index}"
                 )
-                owner = org(f"shelter_{index}", f"{name} (org {index})", OrgKind.SHELTER, province)
-                shelter_orgs.append(owner)
-                await session.flush()
-                facility = Facility(
+                owner = await create_organisation(
+                    session, name=f"{name} (org {index})", kind=OrgKind.SHELTER, province=province
+                )
+                net.organisations[f"shelter_{index}"] = owner
+                # Keyword order is the order of the draws: the demo is the same network every time.
+                facility = await create_facility(
+                    session,
                     organisation_id=owner.id,
                     name=name,
                     kind=kind,
@@ -174,81 +220,49 @@ async def seed(
                     sobriety_required=kind in (FacilityKind.VAW_SHELTER, FacilityKind.TRANSITION_HOUSING)
                     and rng.random() < 0.7,
                     accessible=rng.random() < 0.5,
-                    updated_at=now - timedelta(minutes=rng.randint(1, 60 * 20)),
                     **criteria,
                 )
-                session.add(facility)
-                await session.flush()
-                net.facilities.append(facility)
+                reported_at = now - timedelta(minutes=rng.randint(1, 60 * 20))
                 for profile, capacity in pools:
                     occupied = rng.randint(capacity // 2, capacity)
                     out_of_service = rng.choice([0, 0, 0, 1]) if occupied < capacity else 0
-                    pool = BedPool(
-                        facility_id=facility.id,
-                        profile=profile,
+                    pool = await add_pool(session, facility.id, profile=profile, capacity=0)
+                    # One report from nothing to its counts, as history shows a pool that joined the network.
+                    await move_counts(
+                        session,
+                        pool.id,
                         capacity=capacity,
                         occupied=occupied,
                         out_of_service=out_of_service,
-                        updated_at=facility.updated_at,
+                        actor_user_id=None,
+                        reason="seed",
+                        now=reported_at,
                     )
-                    session.add(pool)
-                    await session.flush()
-                    session.add(
-                        PoolChange(
-                            pool_id=pool.id,
-                            actor_user_id=None,
-                            reason="seed",
-                            at=facility.updated_at,
-                            capacity_before=0,
-                            occupied_before=0,
-                            out_of_service_before=0,
-                            held_before=0,
-                            capacity_after=capacity,
-                            occupied_after=occupied,
-                            out_of_service_after=out_of_service,
-                            held_after=0,
-                        )
-                    )
-    await session.commit()
+                    await session.commit()
+                await session.refresh(facility)
+                net.facilities.append(facility)
 
-    first_shelter = next(
-        o
-        for o, f in zip(shelter_orgs, net.facilities, strict=True)
-        if f.kind == FacilityKind.VAW_SHELTER and f.city == "Montréal"
-    )
-    trafficking_shelter = next(
-        (o for o, f in zip(shelter_orgs, net.facilities, strict=True) if f.kind == FacilityKind.TRAFFICKING_SHELTER),
-        shelter_orgs[1],
-    )
-    people = [
-        ("shelter", "Nadia (Maison, Montréal)", first_shelter, [Role.SHELTER_STAFF], False),
-        ("shelter2", "Grace (trafficking shelter)", trafficking_shelter, [Role.SHELTER_STAFF], False),
-        ("police", "Det. Tremblay (SPM)", police_mtl, [Role.POLICE_PLANNER], False),
-        ("police2", "Det. Singh (GTPS)", police_tor, [Role.POLICE_PLANNER], False),
-        ("caseworker", "Amélie (victim services)", community, [Role.CASE_WORKER], True),
-        ("caseworker2", "Jordan (migrant centre)", migrant_centre, [Role.CASE_WORKER], False),
-        ("approver", "Louise (coalition fund)", coalition, [Role.FUND_APPROVER], False),
-        ("approver2", "Sam (migrant centre fund)", migrant_centre, [Role.FUND_APPROVER], False),
-        ("dual", "Marie (case worker and approver)", community, [Role.CASE_WORKER, Role.FUND_APPROVER], True),
-        ("auditor", "Robert (coalition auditor)", coalition, [Role.AUDITOR], False),
-        ("coordinator", "Isabelle (coalition coordinator)", coalition, [Role.COORDINATOR], False),
-        ("admin", "Network admin", coalition, [Role.NETWORK_ADMIN], False),
-    ]
-    password_hash = hash_password(DEMO_PASSWORD)
-    DEMO_LOGINS.clear()
-    for username, display, organisation, roles, lead in people:
-        user = User(
+
+async def add_people(session: AsyncSession, net: DemoNetwork) -> None:
+    for username, (display, where, roles, lead) in PEOPLE.items():
+        org = where(net) if callable(where) else net.organisations[where]
+        net.users[username] = await create_user(
+            session,
             username=username,
+            password=DEMO_PASSWORD,
+            organisation_id=org.id,
+            roles=roles,
             display_name=display,
-            password_hash=password_hash,
-            organisation_id=organisation.id,
-            roles=[r.value for r in roles],
             lead_worker=lead,
         )
-        session.add(user)
-        net.users[username] = user
-        DEMO_LOGINS.append((username, ", ".join(r.value for r in roles), display))
-    await session.commit()
-    for step in steps:
+
+
+NETWORK_STEPS: tuple[DemoStep, ...] = (add_organisations, add_facilities, add_people)
+
+
+async def seed(session: AsyncSession, steps: Sequence[DemoStep] = ()) -> DemoNetwork:
+    """The network of organisations, facilities and users, then each further step (holds, the fund)."""
+    net = DemoNetwork()
+    for step in (*NETWORK_STEPS, *steps):
         await step(session, net)
     return net

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Invalid, NotFound
+from beds.holds_models import ACTIVE_STATUSES, Hold
 from beds.models import BedPool, Facility, FacilityKind, PoolChange
 from beds.pools import FREE
 from beds.timeutil import utcnow
@@ -160,3 +161,91 @@ async def pool_history(session: AsyncSession, pool_id: str, limit: int = 50) -> 
         .scalars()
         .all()
     )
+
+
+# Police holds and who may see them (DESIGN.md, Visibility): an account that is not party to a police hold sees its
+# beds only as "not free", so a bulk allocation does not show as a jump in held beds before an operation. The
+# parties are the police service that holds them, the facility's own organisation and the coordinators.
+
+
+class PoolView(NamedTuple):
+    """A pool as an account not party to some of its police holds sees it: those beds are not in `held` but in
+    `out_of_service` (beds not free for a reason it is not told), so the counts still add up to capacity."""
+
+    id: str
+    facility_id: str
+    profile: str
+    capacity: int
+    occupied: int
+    out_of_service: int
+    held: int
+    free: int
+    version: int
+    updated_at: datetime
+
+
+async def police_held(session: AsyncSession, pool_ids: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """Beds held for operations, by pool and by the police service holding them: {pool_id: {org_id: beds}}.
+    None is every pool."""
+    stmt = (
+        select(Hold.pool_id, Hold.requested_by_org, func.sum(Hold.beds))
+        .where(Hold.operation_id.is_not(None), Hold.status.in_(ACTIVE_STATUSES))  # type: ignore[union-attr,attr-defined]
+        .group_by(Hold.pool_id, Hold.requested_by_org)
+    )
+    if pool_ids is not None:
+        if not pool_ids:
+            return {}
+        stmt = stmt.where(Hold.pool_id.in_(pool_ids))  # type: ignore[attr-defined]
+    held: dict[str, dict[str, int]] = {}
+    for pool_id, org_id, beds in (await session.execute(stmt)).all():
+        held.setdefault(pool_id, {})[org_id] = int(beds or 0)
+    return held
+
+
+def hidden_beds(by_org: dict[str, int], *, viewer_org: str, facility_org: str, sees_all: bool) -> int:
+    """How many of a pool's police-held beds this viewer is not party to."""
+    if sees_all or viewer_org == facility_org:
+        return 0
+    return sum(beds for org, beds in by_org.items() if org != viewer_org)
+
+
+def as_seen(pool: Any, hidden: int) -> Any:
+    """The pool itself when nothing is hidden, else its `PoolView` with the hidden beds moved out of `held`."""
+    hidden = min(hidden, pool.held)
+    if hidden <= 0:
+        return pool
+    return PoolView(
+        id=pool.id,
+        facility_id=pool.facility_id,
+        profile=str(pool.profile),
+        capacity=pool.capacity,
+        occupied=pool.occupied,
+        out_of_service=pool.out_of_service + hidden,
+        held=pool.held - hidden,
+        free=pool.free,
+        version=pool.version,
+        updated_at=pool.updated_at,
+    )
+
+
+async def as_seen_by(
+    session: AsyncSession, listings: list[FacilityListing], *, organisation_id: str, sees_all: bool
+) -> list[FacilityListing]:
+    """The listings as this viewer may see them: police-held beds it is not party to count as not free."""
+    if sees_all:
+        return listings
+    held = await police_held(session, [p.id for li in listings for p in li.pools])
+    if not held:
+        return listings
+    seen = []
+    for li in listings:
+        facility_org = li.facility.organisation_id
+        pools = [
+            as_seen(
+                p,
+                hidden_beds(held.get(p.id, {}), viewer_org=organisation_id, facility_org=facility_org, sees_all=False),
+            )
+            for p in li.pools
+        ]
+        seen.append(FacilityListing(li.facility, pools, li.stale))
+    return seen

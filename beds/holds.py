@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.agreements import return_agreement_beds, take_agreement_beds
 from beds.errors import Conflict, Forbidden, Invalid, NotFound
-from beds.holds_models import ACTIVE_STATUSES, AgreementScope, Hold, HoldStatus, Operation
+from beds.holds_models import ACTIVE_STATUSES, AgreementScope, Hold, HoldIncident, HoldStatus, Operation
 from beds.models import BedPool, Facility
 from beds.pools import move_counts
 from beds.timeutil import utcnow
@@ -46,6 +46,15 @@ class Requester:
 def requester_kind(roles: Iterable[str]) -> str:
     """A police planner holds for the police; anyone else who may hold beds does so for case workers."""
     return AgreementScope.POLICE.value if "police_planner" in roles else AgreementScope.CASE_WORKERS.value
+
+
+@dataclass(frozen=True)
+class HoldLimits:
+    """The most beds one requester, and one organisation, may have in `requested` state at once
+    (exchange/settings.py). Beds confirmed at once by the partner's agreement do not count."""
+
+    per_requester: int
+    per_organisation: int
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,52 @@ async def detach_and_rollback(session: AsyncSession, *objects: Any) -> None:
     await session.rollback()
 
 
+async def _lock_requests_of(session: AsyncSession, organisation_id: str) -> None:
+    """Serialise the organisation's new requests, so that two concurrent ones cannot both slip under a limit.
+
+    PostgreSQL: a transaction-scoped advisory lock on the organisation. It is taken after the pool and
+    agreement rows, and no transaction takes those after it, so it adds no deadlock. SQLite's BEGIN
+    IMMEDIATE already serialises every writer.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"hold_limit:{organisation_id}"}
+        )
+
+
+async def check_limits(session: AsyncSession, requester: Requester, limits: HoldLimits, now: datetime) -> None:
+    """409 `hold_limit` when the hold just added (still requested) takes the requester or the organisation past
+    its limit of requested beds. Part of the hold's transaction, under `_lock_requests_of`."""
+    await _lock_requests_of(session, requester.organisation_id)
+    await session.flush()
+    open_requests = [Hold.status == HoldStatus.REQUESTED.value, Hold.expires_at > now]
+
+    async def requested_beds(*conditions: Any) -> int:
+        total = await session.scalar(select(func.coalesce(func.sum(Hold.beds), 0)).where(*open_requests, *conditions))
+        return int(total or 0)
+
+    mine = await requested_beds(Hold.requested_by == requester.user_id)
+    if mine > limits.per_requester:
+        raise Conflict(
+            "hold_limit",
+            f"One person may have at most {limits.per_requester} bed(s) requested and not yet answered "
+            f"(per-requester limit); this request would make {mine}.",
+            limit="per_requester",
+            max_beds=limits.per_requester,
+            requested_beds=mine,
+        )
+    ours = await requested_beds(Hold.requested_by_org == requester.organisation_id)
+    if ours > limits.per_organisation:
+        raise Conflict(
+            "hold_limit",
+            f"One organisation may have at most {limits.per_organisation} bed(s) requested and not yet answered "
+            f"(per-organisation limit); this request would make {ours}.",
+            limit="per_organisation",
+            max_beds=limits.per_organisation,
+            requested_beds=ours,
+        )
+
+
 async def _replay(session: AsyncSession, user_id: str, key: str, request_hash: str | None) -> HoldChange | None:
     """The hold this user's Idempotency-Key already made, if any; 422 when the key came with another body."""
     existing = (
@@ -146,7 +201,11 @@ async def place_hold(
     pool = await move_counts(
         session, new.pool_id, held=new.beds, actor_user_id=requester.user_id, reason="hold_requested"
     )
-    agreement_id = await take_agreement_beds(session, new.pool_id, new.beds, requester.kind)
+    # Only the agreement's named partner is confirmed at once, and only for a real case or operation: the
+    # caller has checked the case (the shell, through ledger.cases) or that the operation is the requester's.
+    agreement_id = await take_agreement_beds(
+        session, new.pool_id, new.beds, requester.kind, partner_org_id=requester.organisation_id
+    )
     hold = Hold(
         pool_id=new.pool_id,
         facility_id=facility.id,
@@ -183,10 +242,18 @@ async def create_hold(
     new: NewHold,
     *,
     response_window: timedelta = timedelta(minutes=30),
+    limits: HoldLimits | None = None,
+    verified_case_code: str | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> HoldChange:
-    """Hold `beds` of a pool in one transaction; confirmed at once when a standing agreement covers them."""
+    """Hold `beds` of a pool in one transaction; confirmed at once when the requester's standing agreement
+    covers them.
+
+    A case hold needs `verified_case_code`: the case's code once the caller has checked that it is an open
+    case of the requester's organisation (beds does not read the ledger). A police hold belongs to one of
+    the service's operations. `limits` caps the beds the requester and its organisation have requested.
+    """
     now = utcnow()
     if idempotency_key and (replay := await _replay(session, requester.user_id, idempotency_key, request_hash)):
         return replay
@@ -194,8 +261,14 @@ async def create_hold(
     validate_request(new.beds, new.expires_at, now)
     if (operation_id is None) == (case_code is None):
         raise Invalid("invalid_purpose", "A hold is for exactly one of operation_id or case_code.")
+    if case_code is not None and requester.kind == AgreementScope.POLICE.value:
+        raise Invalid("invalid_purpose", "A police hold belongs to one of your service's operations (operation_id).")
     if case_code is not None and not (0 < len(case_code.strip()) <= CASE_CODE_MAX):
         raise Invalid("invalid_case_code", f"case_code must be 1 to {CASE_CODE_MAX} characters.")
+    if case_code is not None:
+        if verified_case_code is None:
+            raise NotFound("case_not_found", "No such open case for your organisation.")
+        new = NewHold(new.pool_id, new.beds, new.expires_at, None, verified_case_code)
     operation: Operation | None = None
     if operation_id is not None:
         operation = await session.get(Operation, operation_id)
@@ -219,6 +292,8 @@ async def create_hold(
             idempotency_key=idempotency_key,
             request_hash=request_hash,
         )
+        if limits is not None and hold.status == HoldStatus.REQUESTED.value:
+            await check_limits(session, requester, limits, now)
         await session.commit()
     except (IntegrityError, Conflict):
         # A concurrent twin with the same key may have won (and even taken the last beds): answer as it did.
@@ -239,6 +314,7 @@ async def _step(
     values: dict[str, Any] | None = None,
     occupied: int | None = None,
     still_valid_at: datetime | None = None,
+    extra_conditions: tuple[Any, ...] = (),
 ) -> HoldChange:
     """Move a hold from one of `from_statuses` to `to_status` and return its beds, in one transaction.
 
@@ -249,6 +325,7 @@ async def _step(
     conditions = [Hold.id == hold_id, Hold.status.in_(from_statuses)]  # type: ignore[attr-defined]
     if still_valid_at is not None:
         conditions.append(Hold.expires_at > still_valid_at)
+    conditions.extend(extra_conditions)
     stmt = (
         update(Hold)
         .where(and_(*conditions))
@@ -354,6 +431,46 @@ async def expire_due(session: AsyncSession, now: datetime | None = None, limit: 
     return changes
 
 
+async def lapse_unanswered(
+    session: AsyncSession, grace: timedelta, now: datetime | None = None, limit: int = 500
+) -> list[HoldChange]:
+    """The sweeper's step: a request nobody answered within its response window plus `grace` lapses
+    (expired, its beds back), long before its own expiry. Each in its own transaction, with a conditional
+    UPDATE on status and deadline, so it lapses once however many processes sweep."""
+    now = now or utcnow()
+    cutoff = now - grace
+    due = (
+        (
+            await session.execute(
+                select(Hold.id)
+                .where(Hold.status == HoldStatus.REQUESTED.value, Hold.respond_by <= cutoff)
+                .order_by(Hold.respond_by)
+                .limit(limit)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    await session.rollback()
+    changes = []
+    for hold_id in due:
+        try:
+            changes.append(
+                await _step(
+                    session,
+                    hold_id,
+                    from_statuses=(HoldStatus.REQUESTED.value,),
+                    to_status=HoldStatus.EXPIRED.value,
+                    actor_user_id=None,
+                    values={"ended_at": now},
+                    extra_conditions=(Hold.respond_by <= cutoff,),
+                )
+            )
+        except (Conflict, NotFound):
+            continue  # answered, released or lapsed by another process in between
+    return changes
+
+
 async def flag_unanswered(session: AsyncSession, now: datetime | None = None) -> list[Hold]:
     """Flag requests nobody answered within the response window; each is flagged once."""
     now = now or utcnow()
@@ -412,14 +529,129 @@ async def claim(session: AsyncSession, viewer: Viewer, hold_id: str, beds_used: 
     staff = is_facility_staff(viewer, hold)
     if not (staff or is_holder(viewer, hold)):
         raise Forbidden("forbidden", "Only the holder or the facility's staff may claim a hold.")
-    if beds_used < 0:
-        raise Invalid("invalid_beds_used", "beds_used cannot be negative.")
+    if beds_used < 1:
+        # A claim of no bed would hand the beds back and keep the address: release the hold instead.
+        raise Invalid("invalid_beds_used", "beds_used must be at least 1; release the hold if nobody came.")
     if beds_used > hold.beds:
         raise Invalid("invalid_beds_used", f"This hold has {hold.beds} bed(s); {beds_used} cannot be used.")
     from_statuses = ACTIVE_STATUSES if staff else (HoldStatus.CONFIRMED.value,)
     return await _party_step(
         session, viewer, hold_id, HoldStatus.CLAIMED, from_statuses, occupied=beds_used, beds_used=beds_used
     )
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    changes: list[HoldChange]
+    incident: HoldIncident
+
+
+async def _ids(session: AsyncSession, *conditions: Any) -> list[str]:
+    rows = await session.execute(select(Hold.id).where(*conditions).order_by(Hold.created_at, Hold.id))  # type: ignore[arg-type]
+    ids = list(rows.scalars().all())
+    await session.rollback()
+    return ids
+
+
+async def _record(session: AsyncSession, incident: HoldIncident, changes: list[HoldChange]) -> BulkResult:
+    incident.holds = len(changes)
+    incident.beds = sum(c.hold.beds for c in changes)
+    session.add(incident)
+    await session.commit()
+    return BulkResult(changes, incident)
+
+
+async def decline_all_of_requester(
+    session: AsyncSession, viewer: Viewer, requester_user_id: str, reason: str
+) -> BulkResult:
+    """A shelter declines every open request of one requester at its facilities, in one action; each hold
+    is its own step (a request answered meanwhile is left as it is). Recorded as a `decline_requester`."""
+    if not viewer.is_("shelter_staff"):
+        raise Forbidden("forbidden", "Only a shelter's staff may decline its requests.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid("reason_required", "A decline needs a reason; the requester sees it.")
+    if len(reason) > DECLINE_REASON_MAX:
+        raise Invalid("invalid_reason", f"The reason can be at most {DECLINE_REASON_MAX} characters.")
+    ids = await _ids(
+        session,
+        Hold.facility_org_id == viewer.organisation_id,
+        Hold.requested_by == requester_user_id,
+        Hold.status == HoldStatus.REQUESTED.value,
+    )
+    changes = []
+    for hold_id in ids:
+        try:
+            changes.append(
+                await _party_step(
+                    session, viewer, hold_id, HoldStatus.DECLINED, (HoldStatus.REQUESTED.value,), decline_reason=reason
+                )
+            )
+        except Conflict:
+            continue
+    incident = HoldIncident(
+        kind="decline_requester",
+        actor_user_id=viewer.user_id,
+        actor_org_id=viewer.organisation_id,
+        target_user_id=requester_user_id,
+        holds=0,
+        beds=0,
+        reason=reason,
+    )
+    return await _record(session, incident, changes)
+
+
+async def release_all_of(
+    session: AsyncSession,
+    viewer: Viewer,
+    *,
+    user_id: str | None = None,
+    organisation_id: str | None = None,
+    reason: str = "",
+) -> BulkResult:
+    """A coordinator's incident button: release every active hold of one user or one organisation, in one
+    action, each hold its own step. Recorded (who, when, whose, how many holds and beds) as `release_all`."""
+    if not viewer.is_coordinator:
+        raise Forbidden("forbidden", "Only a coordinator may release another organisation's holds.")
+    if (user_id is None) == (organisation_id is None):
+        raise Invalid("invalid_target", "Name exactly one of user_id or organisation_id.")
+    reason = (reason or "").strip()
+    if len(reason) > DECLINE_REASON_MAX:
+        raise Invalid("invalid_reason", f"The reason can be at most {DECLINE_REASON_MAX} characters.")
+    whose = Hold.requested_by == user_id if user_id is not None else Hold.requested_by_org == organisation_id
+    ids = await _ids(session, whose, Hold.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined]
+    changes = []
+    for hold_id in ids:
+        now = utcnow()
+        try:
+            changes.append(
+                await _step(
+                    session,
+                    hold_id,
+                    from_statuses=ACTIVE_STATUSES,
+                    to_status=HoldStatus.RELEASED.value,
+                    actor_user_id=viewer.user_id,
+                    values={"released_by": viewer.user_id, "ended_at": now},
+                )
+            )
+        except Conflict:
+            continue
+    incident = HoldIncident(
+        kind="release_all",
+        actor_user_id=viewer.user_id,
+        actor_org_id=viewer.organisation_id,
+        target_user_id=user_id,
+        target_org_id=organisation_id,
+        holds=0,
+        beds=0,
+        reason=reason,
+    )
+    return await _record(session, incident, changes)
+
+
+async def incidents(session: AsyncSession, limit: int = 50) -> list[HoldIncident]:
+    rows = await session.execute(select(HoldIncident).order_by(HoldIncident.at.desc()).limit(limit))  # type: ignore[attr-defined]
+    return list(rows.scalars().all())
 
 
 async def holds_for_facilities(session: AsyncSession, facility_org_id: str, *, limit: int = 200) -> list[Hold]:
@@ -459,39 +691,55 @@ async def pools_with_facilities(session: AsyncSession, pool_ids: set[str]) -> di
     return {pool.id: (pool, facility) for pool, facility in rows.all()}
 
 
+# Until placements exist, a claimed hold stands for the stay: it grants this long after the claim.
+CLAIM_GRANT = timedelta(hours=24)
+
+
 async def _granted_facilities(
-    session: AsyncSession, organisation_id: str, *, statuses: tuple[str, ...], case_holds_only: bool, now: datetime
+    session: AsyncSession, organisation_id: str, *, case_holds_only: bool, now: datetime, claim_grant: timedelta
 ) -> dict[str, str]:
-    """Facilities where the organisation holds beds in one of `statuses`: {facility_id: grounds}."""
-    conditions = [Hold.requested_by_org == organisation_id, Hold.status.in_(statuses)]  # type: ignore[attr-defined]
+    """Facilities where the organisation's hold grants the address now: {facility_id: grounds}.
+
+    Every grant ends: a confirmed hold grants while it is confirmed and not expired (even before the
+    sweeper gets to it); a claimed hold for `claim_grant` after the claim (its `ended_at`), then never.
+    """
+    conditions = [
+        Hold.requested_by_org == organisation_id,
+        or_(
+            and_(Hold.status == HoldStatus.CONFIRMED.value, Hold.expires_at > now),
+            and_(
+                Hold.status == HoldStatus.CLAIMED.value,
+                Hold.beds_used > 0,  # type: ignore[operator]
+                Hold.ended_at > now - claim_grant,  # type: ignore[operator]
+            ),
+        ),
+    ]
     if case_holds_only:
         conditions.append(Hold.case_code.is_not(None))  # type: ignore[union-attr]
-    # A confirmed hold past its expiry grants nothing, even before the sweeper gets to it.
-    conditions.append(or_(Hold.status == HoldStatus.CLAIMED.value, Hold.expires_at > now))
     rows = await session.execute(select(Hold.facility_id, Hold.id).where(*conditions).order_by(Hold.created_at))
     return {facility_id: f"hold:{hold_id}" for facility_id, hold_id in rows.all()}
 
 
-async def address_grants(session: AsyncSession, viewer: Viewer, now: datetime | None = None) -> dict[str, str]:
+async def address_grants(
+    session: AsyncSession, viewer: Viewer, now: datetime | None = None, *, claim_grant: timedelta = CLAIM_GRANT
+) -> dict[str, str]:
     """Where the viewer's holds let them see a confidential address: {facility_id: grounds}.
 
-    Police planners: facilities where their service's hold is confirmed or claimed.
-    Case workers: facilities where a case of their organisation has a confirmed hold.
+    Police planners: facilities where their service's hold is confirmed, or was claimed within `claim_grant`.
+    Case workers: the same for the holds of their organisation's cases.
     """
     now = now or utcnow()
     grants: dict[str, str] = {}
     if viewer.is_("case_worker"):
-        confirmed = (HoldStatus.CONFIRMED.value,)
         grants.update(
             await _granted_facilities(
-                session, viewer.organisation_id, statuses=confirmed, case_holds_only=True, now=now
+                session, viewer.organisation_id, case_holds_only=True, now=now, claim_grant=claim_grant
             )
         )
     if viewer.is_("police_planner"):
-        confirmed_or_claimed = (HoldStatus.CONFIRMED.value, HoldStatus.CLAIMED.value)
         grants.update(
             await _granted_facilities(
-                session, viewer.organisation_id, statuses=confirmed_or_claimed, case_holds_only=False, now=now
+                session, viewer.organisation_id, case_holds_only=False, now=now, claim_grant=claim_grant
             )
         )
     return grants

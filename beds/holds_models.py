@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint, text
 from sqlmodel import AutoString, Field, SQLModel
 
 from beds.models import new_id
@@ -38,7 +38,10 @@ class Operation(SQLModel, table=True):
     """A police operation. Its code name and details stay with its service and the coordinators."""
 
     __tablename__ = "operation"
-    __table_args__ = (CheckConstraint("window_end > window_start", name="operation_window_order"),)
+    __table_args__ = (
+        CheckConstraint("window_end > window_start", name="operation_window_order"),
+        UniqueConstraint("idempotency_user_id", "idempotency_key", name="uq_operation_idempotency"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True)
     organisation_id: str = Field(foreign_key="organisation.id", index=True)
@@ -50,6 +53,9 @@ class Operation(SQLModel, table=True):
     window_end: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     notes: str = ""
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    idempotency_user_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 class OperationNeed(SQLModel, table=True):
@@ -66,10 +72,13 @@ class OperationNeed(SQLModel, table=True):
 
 
 class Agreement(SQLModel, table=True):
-    """A shelter keeps `beds` of a pool for holds of `scope`; requests within it are confirmed at once.
+    """A shelter keeps `beds` of a pool for the holds of one named partner organisation (of `scope`);
+    the partner's requests within it are confirmed at once, nobody else's.
 
     `beds_in_use` counts the beds currently held under the agreement and moves by conditional UPDATE,
-    so two concurrent requests can never both slip under the limit.
+    so two concurrent requests can never both slip under the limit. At most one active agreement per pool
+    and partner: a unique index on the active rows (partial, on SQLite and PostgreSQL alike).
+    Agreements made before partners existed have no partner and confirm nothing.
     """
 
     __tablename__ = "standing_agreement"
@@ -77,11 +86,20 @@ class Agreement(SQLModel, table=True):
         CheckConstraint("beds > 0", name="agreement_beds_positive"),
         CheckConstraint("beds_in_use >= 0", name="agreement_in_use_nonneg"),
         CheckConstraint("scope IN ('police', 'case_workers', 'all')", name="agreement_scope_known"),
+        Index(
+            "uq_agreement_active_pool_partner",
+            "pool_id",
+            "partner_org_id",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
     pool_id: str = Field(foreign_key="bed_pool.id", index=True)
     facility_id: str = Field(foreign_key="facility.id", index=True)
+    partner_org_id: str | None = Field(default=None, foreign_key="organisation.id")
     beds: int
     beds_in_use: int = 0
     scope: str = AgreementScope.ALL.value
@@ -162,3 +180,23 @@ class Hold(SQLModel, table=True):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class HoldIncident(SQLModel, table=True):
+    """A bulk step on holds, kept for the record: who did it, when, to whose holds, how many.
+
+    `kind`: `release_all` (a coordinator released every active hold of a user or an organisation) or
+    `decline_requester` (a shelter declined every open request of one requester)."""
+
+    __tablename__ = "hold_incident"
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    kind: str
+    actor_user_id: str = Field(foreign_key="user_account.id")
+    actor_org_id: str = Field(foreign_key="organisation.id")
+    target_user_id: str | None = None
+    target_org_id: str | None = None
+    holds: int
+    beds: int
+    reason: str = ""
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))

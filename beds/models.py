@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, Index
+from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from beds.timeutil import UTCDateTime, utcnow
@@ -128,7 +128,10 @@ class PoolChange(SQLModel, table=True):
     """One row per change of a pool: who, when, why, and the counts before and after."""
 
     __tablename__ = "pool_change"
-    __table_args__ = (Index("ix_pool_change_pool_at", "pool_id", "at"),)
+    __table_args__ = (
+        Index("ix_pool_change_pool_at", "pool_id", "at"),
+        UniqueConstraint("idempotency_user_id", "idempotency_key", name="uq_pool_change_idempotency"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     pool_id: str = Field(foreign_key="bed_pool.id")
@@ -143,6 +146,12 @@ class PoolChange(SQLModel, table=True):
     occupied_after: int
     out_of_service_after: int
     held_after: int
+    # The pool's version after the change: with the counts after, the answer a replayed request gets again.
+    version_after: int | None = None
+    # A shelter's +1/-1 or surge sent with an Idempotency-Key (scoped to the user) acts once: HACKING.md.
+    idempotency_user_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 class SurgeBeds(SQLModel, table=True):

@@ -43,9 +43,36 @@ class NewOperation:
     notes: str = ""
 
 
+async def _operation_replay(
+    session: AsyncSession, user_id: str, key: str, request_hash: str | None
+) -> tuple[Operation, list[OperationNeed]] | None:
+    """The operation this user's Idempotency-Key already made, if any; 422 when the key came with another body."""
+    existing = (
+        await session.execute(
+            select(Operation).where(Operation.idempotency_user_id == user_id, Operation.idempotency_key == key)
+        )
+    ).scalar_one_or_none()
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        await detach_and_rollback(session, existing)
+        raise Invalid("idempotency_key_reused", "This Idempotency-Key was used for another request.")
+    needs = await needs_of(session, existing.id)
+    await detach_and_rollback(session, existing, *needs)
+    return existing, needs
+
+
 async def create_operation(
-    session: AsyncSession, viewer: Viewer, new: NewOperation
+    session: AsyncSession,
+    viewer: Viewer,
+    new: NewOperation,
+    *,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> tuple[Operation, list[OperationNeed]]:
+    """Record an operation. With an Idempotency-Key the same request makes it once (HACKING.md)."""
+    if idempotency_key and (replay := await _operation_replay(session, viewer.user_id, idempotency_key, request_hash)):
+        return replay
     code_name, province, needs = new.code_name.strip(), new.province, new.needs
     window_start, window_end = new.window_start, new.window_end
     if not code_name or len(code_name) > 80:
@@ -78,12 +105,24 @@ async def create_operation(
         window_start=window_start,
         window_end=window_end,
         notes=new.notes.strip()[:NOTES_MAX],
+        idempotency_user_id=viewer.user_id if idempotency_key else None,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash if idempotency_key else None,
     )
-    session.add(operation)
-    await session.flush()
-    rows = [OperationNeed(operation_id=operation.id, profile=n.profile, count=n.count) for n in needs]
-    session.add_all(rows)
-    await session.commit()
+    try:
+        session.add(operation)
+        await session.flush()
+        rows = [OperationNeed(operation_id=operation.id, profile=n.profile, count=n.count) for n in needs]
+        session.add_all(rows)
+        await session.commit()
+    except IntegrityError:
+        # A concurrent twin with the same key won the unique constraint: answer as it did.
+        await session.rollback()
+        if idempotency_key and (
+            replay := await _operation_replay(session, viewer.user_id, idempotency_key, request_hash)
+        ):
+            return replay
+        raise
     return operation, rows
 
 

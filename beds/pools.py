@@ -5,10 +5,12 @@ Each change is one transaction with its history row.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Conflict, Invalid, NotFound
@@ -19,6 +21,8 @@ FREE = BedPool.capacity - BedPool.occupied - BedPool.out_of_service - BedPool.he
 # Surge beds answer an emergency (a cold snap, a mass rescue); beds needed longer are capacity, set as such.
 SURGE_MAX = timedelta(days=14)
 SURGE_MAX_BEDS = 500
+# The most beds a pool's counts say, and the most one change moves: the forms' ceiling, for the API too.
+POOL_MAX_BEDS = 2000
 
 
 @dataclass(frozen=True)
@@ -39,8 +43,23 @@ class Counts:
         return {f"{name}_{side}": value for name, value in asdict(self).items()}
 
 
+@dataclass(frozen=True)
+class Idempotency:
+    """A write's Idempotency-Key, scoped to the user who sent it, and the SHA-256 of its canonical body."""
+
+    user_id: str
+    key: str
+    request_hash: str
+
+
 def record_change(
-    session: AsyncSession, pool: BedPool, before: Counts, *, actor_user_id: str | None, reason: str
+    session: AsyncSession,
+    pool: BedPool,
+    before: Counts,
+    *,
+    actor_user_id: str | None,
+    reason: str,
+    idempotency: Idempotency | None = None,
 ) -> None:
     session.add(
         PoolChange(
@@ -50,8 +69,70 @@ def record_change(
             at=pool.updated_at,
             **before.columns("before"),
             **Counts.of(pool).columns("after"),
+            version_after=pool.version,
+            idempotency_user_id=idempotency.user_id if idempotency else None,
+            idempotency_key=idempotency.key if idempotency else None,
+            request_hash=idempotency.request_hash if idempotency else None,
         )
     )
+
+
+@dataclass(frozen=True)
+class PoolWrite:
+    """A pool as a write left it; `replayed` when an Idempotency-Key answered with the first result instead."""
+
+    pool: BedPool
+    replayed: bool = False
+
+
+async def replay(session: AsyncSession, idempotency: Idempotency | None) -> PoolWrite | None:
+    """The pool as the change this user's key already made left it, if any; 422 when the key came with another
+    body. The answer is rebuilt from the history row (counts, version and time after), not read from the pool,
+    so a replay answers what the first request did however the pool moved since."""
+    if idempotency is None:
+        return None
+    change = (
+        await session.execute(
+            select(PoolChange).where(
+                PoolChange.idempotency_user_id == idempotency.user_id,
+                PoolChange.idempotency_key == idempotency.key,
+            )
+        )
+    ).scalar_one_or_none()
+    if change is None:
+        return None
+    if change.request_hash != idempotency.request_hash:
+        raise Invalid("idempotency_key_reused", "This Idempotency-Key was used for another request.")
+    pool = await get_pool(session, change.pool_id)
+    snapshot = BedPool(
+        id=pool.id,
+        facility_id=pool.facility_id,
+        profile=pool.profile,
+        capacity=change.capacity_after,
+        occupied=change.occupied_after,
+        out_of_service=change.out_of_service_after,
+        held=change.held_after,
+        version=change.version_after or pool.version,
+        updated_at=change.at,
+    )
+    return PoolWrite(snapshot, replayed=True)
+
+
+async def _once(
+    session: AsyncSession, idempotency: Idempotency | None, write: Callable[[], Awaitable[BedPool]]
+) -> PoolWrite:
+    """Run `write` (which commits) once per key: a concurrent duplicate hits the unique constraint, rolls back
+    and answers the winner's result."""
+    if (replayed := await replay(session, idempotency)) is not None:
+        return replayed
+    try:
+        return PoolWrite(await write())
+    except (IntegrityError, Conflict):
+        # The duplicate may also have found the pool already moved by the winner (no bed left): same answer.
+        await session.rollback()
+        if (replayed := await replay(session, idempotency)) is not None:
+            return replayed
+        raise
 
 
 async def get_pool(session: AsyncSession, pool_id: str) -> BedPool:
@@ -72,6 +153,7 @@ async def move_counts(
     actor_user_id: str | None,
     reason: str,
     now: datetime | None = None,
+    idempotency: Idempotency | None = None,
 ) -> BedPool:
     """Apply deltas in one conditional UPDATE so concurrent writers can never overbook.
 
@@ -124,7 +206,7 @@ async def move_counts(
         pool.out_of_service - out_of_service,
         pool.held - held,
     )
-    record_change(session, pool, before, actor_user_id=actor_user_id, reason=reason)
+    record_change(session, pool, before, actor_user_id=actor_user_id, reason=reason, idempotency=idempotency)
     if occupied or out_of_service or capacity:
         await _touch_facility(session, pool.facility_id, now)
     return pool
@@ -135,20 +217,38 @@ async def _touch_facility(session: AsyncSession, facility_id: str, now: datetime
 
 
 async def adjust(
-    session: AsyncSession, pool_id: str, *, occupied_delta: int, out_of_service_delta: int, actor_user_id: str
-) -> BedPool:
+    session: AsyncSession,
+    pool_id: str,
+    *,
+    occupied_delta: int,
+    out_of_service_delta: int,
+    actor_user_id: str,
+    idempotency: Idempotency | None = None,
+) -> PoolWrite:
     if occupied_delta == 0 and out_of_service_delta == 0:
         raise Invalid("invalid_counts", "Nothing to adjust: both deltas are zero.")
-    pool = await move_counts(
-        session,
-        pool_id,
-        occupied=occupied_delta,
-        out_of_service=out_of_service_delta,
-        actor_user_id=actor_user_id,
-        reason="adjust",
-    )
-    await session.commit()
-    return pool
+    _within_ceiling("invalid_counts", occupied_delta, out_of_service_delta)
+
+    async def write() -> BedPool:
+        pool = await move_counts(
+            session,
+            pool_id,
+            occupied=occupied_delta,
+            out_of_service=out_of_service_delta,
+            actor_user_id=actor_user_id,
+            reason="adjust",
+            idempotency=idempotency,
+        )
+        await session.commit()
+        return pool
+
+    return await _once(session, idempotency, write)
+
+
+def _within_ceiling(code: str, *counts: int) -> None:
+    """No count or change of a count above the pool ceiling the forms have (and no integer overflow below it)."""
+    if any(abs(count) > POOL_MAX_BEDS for count in counts):
+        raise Invalid(code, f"A pool has at most {POOL_MAX_BEDS} beds.")
 
 
 async def set_counts(
@@ -164,6 +264,7 @@ async def set_counts(
     """Replace the counts a shelter reports, if nobody changed the pool since it read `version`."""
     if min(capacity, occupied, out_of_service) < 0:
         raise Invalid("invalid_counts", "Counts cannot be negative.")
+    _within_ceiling("invalid_counts", capacity, occupied, out_of_service)
     now = utcnow()
     stmt = (
         update(BedPool)
@@ -209,9 +310,16 @@ async def set_counts(
 
 
 async def add_surge(
-    session: AsyncSession, pool_id: str, *, beds: int, expires_at: datetime, reason: str, actor_user_id: str
-) -> SurgeBeds:
-    """Open `beds` temporary beds in the pool until `expires_at`, at most `SURGE_MAX` from now."""
+    session: AsyncSession,
+    pool_id: str,
+    *,
+    beds: int,
+    expires_at: datetime,
+    reason: str,
+    actor_user_id: str,
+    idempotency: Idempotency | None = None,
+) -> PoolWrite:
+    """Open `beds` temporary beds in the pool until `expires_at`, at most `SURGE_MAX` from now: the pool after."""
     if not 1 <= beds <= SURGE_MAX_BEDS:
         raise Invalid("invalid_beds", f"Surge beds must be between 1 and {SURGE_MAX_BEDS}.")
     if expires_at.tzinfo is None:
@@ -221,18 +329,24 @@ async def add_surge(
         raise Invalid("invalid_expiry", "Surge beds must expire in the future.")
     if expires_at > now + SURGE_MAX:
         raise Invalid("invalid_expiry", f"Surge beds last at most {SURGE_MAX.days} days.")
-    await move_counts(session, pool_id, capacity=beds, actor_user_id=actor_user_id, reason="surge_added")
-    surge = SurgeBeds(
-        pool_id=pool_id,
-        beds=beds,
-        beds_remaining=beds,
-        reason=reason,
-        created_by=actor_user_id,
-        expires_at=expires_at,
-    )
-    session.add(surge)
-    await session.commit()
-    return surge
+
+    async def write() -> BedPool:
+        pool = await move_counts(
+            session, pool_id, capacity=beds, actor_user_id=actor_user_id, reason="surge_added", idempotency=idempotency
+        )
+        surge = SurgeBeds(
+            pool_id=pool_id,
+            beds=beds,
+            beds_remaining=beds,
+            reason=reason,
+            created_by=actor_user_id,
+            expires_at=expires_at,
+        )
+        session.add(surge)
+        await session.commit()
+        return pool
+
+    return await _once(session, idempotency, write)
 
 
 async def expire_surges(session: AsyncSession, now: datetime | None = None) -> list[BedPool]:

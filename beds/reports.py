@@ -26,6 +26,12 @@ class DayOccupancy:
     def free(self) -> int:
         return self.capacity - self.occupied - self.held - self.out_of_service
 
+    def held_as_not_free(self) -> DayOccupancy:
+        """The day for a network-wide reader who is party to no police hold: held beds are beds not free, among
+        the out-of-service ones, so a day of bulk allocations does not show as a jump in held beds (the history
+        does not say which held beds were a police service's)."""
+        return DayOccupancy(self.day, self.capacity, self.occupied, 0, self.out_of_service + self.held)
+
     @property
     def occupancy_percent(self) -> int:
         """Occupied and held beds over beds in service, rounded down."""

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 import click
 
 from exchange.settings import ROOT, Settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 DEMO_DATABASE = f"sqlite+aiosqlite:///{ROOT / 'refuge-demo.db'}"
+
+
+@contextlib.asynccontextmanager
+async def _session(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A session for one command; its engine closes with it."""
+    from exchange.db import make_engine, make_sessionmaker
+
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
 
 
 @click.group()
@@ -68,47 +87,32 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     # A fixed secret keeps sessions valid across restarts of the demo; production sets its own.
     os.environ.setdefault("SECRET_KEY", "demo-only-secret-key-do-not-use-in-production")
     settings = Settings.from_env()
-    from exchange.demo.network import DEMO_LOGINS, DEMO_PASSWORD
+    from exchange.demo.network import DEMO_PASSWORD
     from exchange.migrations import upgrade
 
     upgrade(settings.database_url)
-    seeded_now = asyncio.run(_seed_if_empty(settings.database_url))
+    seeded_now, logins = asyncio.run(_seed_if_empty(settings.database_url))
     click.echo(
         ("Seeded a new demo network in " if seeded_now else "Reusing the demo network in ") + settings.database_url
     )
     click.echo(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
-    for username, roles, display in DEMO_LOGINS or _demo_people():
+    for username, roles, display in logins:
         click.echo(f"  {username:<12} {roles:<32} {display}")
     click.echo(f"\nOpen http://{host}:{port}/ (Ctrl+C to stop)")
     if not no_serve:
         _serve(host, port, 1)
 
 
-def _demo_people() -> list[tuple[str, str, str]]:
-    from exchange.demo.network import DEMO_LOGINS
-
-    return DEMO_LOGINS
-
-
-async def _seed_if_empty(database_url: str) -> bool:
-    from sqlalchemy import select
-
-    from exchange.accounts.models import User
-    from exchange.db import make_engine, make_sessionmaker
-    from exchange.demo.network import DEMO_LOGINS, is_seeded, seed
+async def _seed_if_empty(database_url: str) -> tuple[bool, list[tuple[str, str, str]]]:
+    """(whether it seeded now, each user's username, roles and display name)."""
+    from exchange.demo.network import is_seeded, logins, seed
     from exchange.plugin import build_registry
 
-    engine = make_engine(database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            if await is_seeded(session):
-                users = (await session.execute(select(User).order_by(User.username))).scalars().all()
-                DEMO_LOGINS[:] = [(u.username, ", ".join(u.roles), u.display_name) for u in users]
-                return False
+    async with _session(database_url) as session:
+        seeded_now = not await is_seeded(session)
+        if seeded_now:
             await seed(session, build_registry().demo_steps)
-            return True
-    finally:
-        await engine.dispose()
+        return seeded_now, await logins(session)
 
 
 @main.group()
@@ -148,27 +152,23 @@ async def _create_user(
 ) -> None:
     from sqlalchemy import select
 
-    from exchange.accounts.models import Organisation, create_organisation, create_user
-    from exchange.db import make_engine, make_sessionmaker
+    from exchange.accounts.models import Organisation
+    from exchange.accounts.service import create_organisation, create_user
 
-    engine = make_engine(Settings.from_env().database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            org = (
-                await session.execute(select(Organisation).where(Organisation.name == organisation_name))
-            ).scalar_one_or_none()
-            if org is None:
-                org = await create_organisation(session, name=organisation_name, kind=org_kind)
-            await create_user(
-                session,
-                username=username,
-                password=password,
-                organisation_id=org.id,
-                roles=roles,
-                lead_worker=lead_worker,
-            )
-    finally:
-        await engine.dispose()
+    async with _session(Settings.from_env().database_url) as session:
+        org = (
+            await session.execute(select(Organisation).where(Organisation.name == organisation_name))
+        ).scalar_one_or_none()
+        if org is None:
+            org = await create_organisation(session, name=organisation_name, kind=org_kind)
+        await create_user(
+            session,
+            username=username,
+            password=password,
+            organisation_id=org.id,
+            roles=roles,
+            lead_worker=lead_worker,
+        )
 
 
 @main.group()
@@ -178,36 +178,98 @@ def ledger() -> None:
 
 @ledger.command("verify")
 @click.option("--fund", "fund_id", default=None, help="One fund's id; every fund when left out.")
-def ledger_verify(fund_id: str | None) -> None:
-    """Check every fund's journal and audit hash chains end to end; exit 1 naming the first altered entry."""
-    ok = asyncio.run(_ledger_verify(Settings.from_env().database_url, fund_id))
+@click.option(
+    "--checkpoints",
+    "checkpoint_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Signed checkpoints kept outside the database (JSON lines); the database's when left out.",
+)
+def ledger_verify(fund_id: str | None, checkpoint_file: str | None) -> None:
+    """Check every fund's journal and audit hash chains end to end, every posting against its audit event,
+    the network chain of admin actions, and, with LEDGER_PUBLIC_KEY set, every chain against its signed
+    checkpoints; exit 1 naming the first altered entry."""
+    ok = asyncio.run(_ledger_verify(Settings.from_env(), fund_id, checkpoint_file))
     sys.exit(0 if ok else 1)
 
 
-async def _ledger_verify(database_url: str, fund_id: str | None) -> bool:
-    from exchange.db import make_engine, make_sessionmaker
-    from ledger.journal import list_funds
-    from ledger.verify import verify_fund
+async def _ledger_verify(settings: Settings, fund_id: str | None, checkpoint_file: str | None = None) -> bool:
+    from ledger.checkpoints import parse_checkpoint_lines
+    from ledger.funds import list_funds
+    from ledger.verify import verify_fund, verify_network
 
-    engine = make_engine(database_url)
+    public_key = settings.ledger_public_key
+    checkpoints = None
+    if checkpoint_file:
+        with open(checkpoint_file, encoding="utf-8") as lines:  # noqa: ASYNC230 (a command, nothing else runs)
+            checkpoints = parse_checkpoint_lines(lines)
+    if not public_key:
+        click.echo("checkpoints: not checked, LEDGER_PUBLIC_KEY is not set")
+
+    def anchor_line(name: str, anchor) -> bool:  # type: ignore[no-untyped-def]
+        if anchor is None:
+            return True
+        if anchor.ok:
+            click.echo(f"{name} checkpoints: ok, {anchor.checked} signed, up to entry {anchor.anchored_journal}")
+            return True
+        click.echo(f"{name} checkpoints: BROKEN ({anchor.problem}) {anchor.bad_checkpoint_id or ''}".rstrip())
+        return False
+
     all_ok = True
-    try:
-        async with make_sessionmaker(engine)() as session:
-            fund_ids = [fund_id] if fund_id else [f.id for f in await list_funds(session)]
-            for fid in fund_ids:
-                result = await verify_fund(session, fid)
-                for name, chain in (("journal", result.journal), ("audit", result.events)):
-                    if chain.ok:
-                        click.echo(f"{fid} {name}: ok, {chain.count} entries, head {chain.head_hash[:16]}")
-                    else:
-                        all_ok = False
-                        click.echo(
-                            f"{fid} {name}: BROKEN after {chain.count} good entries: first bad entry "
-                            f"{chain.first_bad_id} ({chain.problem})"
-                        )
-    finally:
-        await engine.dispose()
+    async with _session(settings.database_url) as session:
+        fund_ids = [fund_id] if fund_id else [f.id for f in await list_funds(session)]
+        for fid in fund_ids:
+            result = await verify_fund(session, fid, public_key=public_key, checkpoints=checkpoints)
+            for name, chain in (("journal", result.journal), ("audit", result.events)):
+                if chain.ok:
+                    click.echo(f"{fid} {name}: ok, {chain.count} entries, head {chain.head_hash[:16]}")
+                else:
+                    all_ok = False
+                    click.echo(
+                        f"{fid} {name}: BROKEN after {chain.count} good entries: first bad entry "
+                        f"{chain.first_bad_id} ({chain.problem})"
+                    )
+            all_ok = anchor_line(fid, result.anchor) and all_ok
+        if not fund_id:
+            network = await verify_network(session, public_key=public_key, checkpoints=checkpoints)
+            if network.events.ok:
+                click.echo(f"network: ok, {network.events.count} admin actions")
+            else:
+                all_ok = False
+                click.echo(f"network: BROKEN at {network.events.first_bad_id} ({network.events.problem})")
+            all_ok = anchor_line("network", network.anchor) and all_ok
     return all_ok
+
+
+@ledger.command("checkpoint")
+def ledger_checkpoint() -> None:
+    """Sign every chain head that moved since its last checkpoint (LEDGER_SIGNING_KEY) and print each one;
+    keep the output somewhere else than the database."""
+    settings = Settings.from_env()
+    if not settings.ledger_signing_key:
+        click.echo("LEDGER_SIGNING_KEY is not set: no checkpoint written.", err=True)
+        sys.exit(1)
+    for line in asyncio.run(_ledger_checkpoint(settings)):
+        click.echo(line)
+
+
+async def _ledger_checkpoint(settings: Settings) -> list[str]:
+    from exchange.fund.anchor import checkpoint_now
+    from ledger.checkpoints import checkpoint_line
+
+    async with _session(settings.database_url) as session:
+        return [checkpoint_line(cp) for cp in await checkpoint_now(session, settings)]
+
+
+@ledger.command("keygen")
+def ledger_keygen() -> None:
+    """A new Ed25519 key pair for the checkpoints: put the first in LEDGER_SIGNING_KEY (a secret, never in
+    the database) and the second in LEDGER_PUBLIC_KEY."""
+    from ledger.checkpoints import generate_keys
+
+    private, public = generate_keys()
+    click.echo(f"LEDGER_SIGNING_KEY={private}")
+    click.echo(f"LEDGER_PUBLIC_KEY={public}")
 
 
 @ledger.command("create-fund")
@@ -219,15 +281,10 @@ def ledger_create_fund(name: str, currency: str) -> None:
 
 
 async def _ledger_create_fund(database_url: str, name: str, currency: str) -> str:
-    from exchange.db import make_engine, make_sessionmaker
-    from ledger.journal import create_fund
+    from ledger.funds import create_fund
 
-    engine = make_engine(database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            return (await create_fund(session, name=name, currency=currency)).id
-    finally:
-        await engine.dispose()
+    async with _session(database_url) as session:
+        return (await create_fund(session, name=name, currency=currency)).id
 
 
 @ledger.command("reconcile")
@@ -241,17 +298,13 @@ def ledger_reconcile(fund_id: str, start: str | None, end: str | None) -> None:
 
 
 async def _ledger_reconcile(settings: Settings, fund_id: str, start: str | None, end: str | None) -> bool:
-    from exchange.db import make_engine, make_sessionmaker
-    from exchange.stripe.api import client_for, period
+    from exchange.stripe.issuer import client_for
+    from exchange.stripe.service import Period
     from ledger.reconcile import reconcile
 
-    first, last = period(start, end)
-    engine = make_engine(settings.database_url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            report = await reconcile(session, client_for(settings), fund_id, first, last)
-    finally:
-        await engine.dispose()
+    first, last = Period(start, end).bounds()
+    async with _session(settings.database_url) as session:
+        report = await reconcile(session, client_for(settings), fund_id, first, last)
     click.echo(f"fund {report.fund_id} {report.currency} from {report.start.isoformat()} to {report.end.isoformat()}")
     for d in report.differences:
         journal = "-" if d.journal_cents is None else str(d.journal_cents)

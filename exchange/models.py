@@ -8,6 +8,7 @@ import beds.audit  # confidential address releases
 import beds.holds_models  # operations, holds, standing agreements
 import beds.models  # facilities, pools, pool history, surge beds
 import exchange.accounts.models  # organisations, users, API tokens
+import ledger.anchor_models  # signed checkpoints, the network audit chain (admin actions)
 import ledger.models  # funds, journal, balances, disbursements, approvals, rules, audit events
 import ledger.stripe_models  # cards, authorizations, card transactions, donations, Stripe events
 

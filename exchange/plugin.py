@@ -24,7 +24,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.logging import LoggingMiddlewareConfig
-from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.middleware.rate_limit import RateLimitConfig, get_remote_address
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins import InitPluginProtocol
 from litestar.plugins.htmx import HTMXPlugin
@@ -39,6 +39,7 @@ from sqlalchemy.exc import DBAPIError
 from beds.errors import BedsError
 from exchange.accounts.api import TokenController
 from exchange.accounts.pages import AuthPages
+from exchange.accounts.service import PASSWORD_CHECKS
 from exchange.admin.pages import AdminPages
 from exchange.board.api import FacilityController, PoolController
 from exchange.board.cards import FacilityCards
@@ -48,6 +49,7 @@ from exchange.board.sweep import sweep_surges
 from exchange.db import make_engine, make_sessionmaker
 from exchange.demo.holds import seed_holds
 from exchange.demo.ledger import seed_ledger
+from exchange.fund.anchor import sweep_checkpoints
 from exchange.fund.api import CaseController, DisbursementController, FundController
 from exchange.fund.live import render_disbursement
 from exchange.fund.pages import LedgerPages
@@ -71,7 +73,9 @@ from exchange.web import errors, i18n
 from exchange.web.auth import AuthMiddleware, RotatingSessionConfig, requires_login
 from exchange.web.deps import provide_db, provide_settings, set_request_locale
 from exchange.web.headers import SECURITY_HEADERS
+from exchange.web.personal_data import PersonalDataRefused
 from exchange.web.templates import template_environment
+from exchange.web.throttle import MemoryCounters, RedisCounters
 from exchange.web.timing import server_timing_middleware
 from ledger.errors import LedgerError
 
@@ -112,7 +116,7 @@ def route_handlers() -> list[Any]:
 
 def build_registry() -> Registry:
     return Registry(
-        sweep_steps=[sweep_surges, sweep_expired_holds, sweep_unanswered_holds, sweep_expired_cards],
+        sweep_steps=[sweep_surges, sweep_expired_holds, sweep_unanswered_holds, sweep_expired_cards, sweep_checkpoints],
         grant_sources=[hold_address_grants],
         fragment_renderers={
             "pool.updated": render_pool_row,
@@ -133,9 +137,9 @@ def _stores(settings: Settings) -> dict:
         return {
             "sessions": RedisStore(redis, namespace="refuge_sessions"),
             "rate_limit": RedisStore(redis, namespace="refuge_rate_limit"),
-            "login_failures": RedisStore(redis, namespace="refuge_login_failures"),
+            "login_failures": RedisCounters(redis, namespace="refuge_login_failures"),
         }
-    return {"sessions": MemoryStore(), "rate_limit": MemoryStore(), "login_failures": MemoryStore()}
+    return {"sessions": MemoryStore(), "rate_limit": MemoryStore(), "login_failures": MemoryCounters()}
 
 
 def _channels(settings: Settings) -> ChannelsPlugin:
@@ -197,9 +201,13 @@ class RefugePlugin(InitPluginProtocol):
         session_config = RotatingSessionConfig(
             secure=settings.behind_tls, httponly=True, samesite="lax", max_age=12 * 3600
         )
-        rate_limit = RateLimitConfig(
-            rate_limit=("minute", settings.login_attempts_per_minute),
-            check_throttle_handler=lambda request: request.method == "POST" and request.url.path in LOGIN_PATHS,
+        # Logins are limited by exchange/web/throttle.py (failures only, per address and per account and address).
+        PASSWORD_CHECKS.at_once = settings.password_checks_at_once
+        # The public donate form starts a Stripe checkout each time: a separate count per address, its own key.
+        donation_limit = RateLimitConfig(
+            rate_limit=("minute", settings.donations_per_minute),
+            identifier_for_request=lambda request: "donate:" + get_remote_address(request),
+            check_throttle_handler=lambda request: request.method == "POST" and request.url.path.startswith("/donate/"),
             store="rate_limit",
         )
         static = create_static_files_router(
@@ -226,7 +234,7 @@ class RefugePlugin(InitPluginProtocol):
                 server_timing_middleware,
                 session_config.middleware,
                 DefineMiddleware(AuthMiddleware, exclude=["^/static/"]),
-                rate_limit.middleware,
+                donation_limit.middleware,
             ]
         )
         app_config.csrf_config = CSRFConfig(
@@ -259,6 +267,8 @@ class RefugePlugin(InitPluginProtocol):
                 PermissionDeniedException: errors.permission_denied,
                 HTTPException: errors.http_error,
                 OverflowError: errors.out_of_range,
+                RecursionError: errors.too_deep,
+                PersonalDataRefused: errors.personal_data,
                 DBAPIError: errors.database_error,
                 Exception: errors.internal_error,
             }

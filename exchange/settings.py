@@ -27,9 +27,25 @@ class Settings:
     debug: bool = False
     # A hold request that a shelter has not answered within this window is flagged.
     response_window_minutes: int = 30
+    # Holds (issue 9): beds one requester / one organisation may have requested and unanswered at once; an
+    # unanswered request lapses this long after its response window; a claimed hold grants the address
+    # this many hours after the claim (until placements exist).
+    hold_limit_per_requester: int = 20
+    hold_limit_per_organisation: int = 60
+    hold_lapse_grace_minutes: int = 30
+    claim_grant_hours: int = 24
     stale_after_hours: int = 12
     sweep_interval_seconds: float = 5.0
+    # Failed logins one address may make per minute (successes do not count); failures of one account from one
+    # address before that pair waits, and the longest wait (it doubles with each attempt); bearer tokens' life;
+    # argon2 checks running at once per process (in worker threads).
     login_attempts_per_minute: int = 10
+    login_failures_free: int = 5
+    login_delay_cap_seconds: int = 900
+    token_lifetime_days: int = 90
+    password_checks_at_once: int = 2
+    # Donation checkouts started per address and minute: the public donate form asks Stripe each time.
+    donations_per_minute: int = 10
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "refuge-exchange@localhost"
@@ -39,6 +55,20 @@ class Settings:
     max_request_bytes: int = 1_000_000
     # Move what is loaded at startup out of the cyclic GC's reach (see app.py); on for served processes.
     gc_freeze: bool = False
+    # The largest amount (cents) any money field takes, API or form: 1,000,000.00.
+    max_amount_cents: int = 100_000_000
+    # New cases one case worker may open per rolling 24 hours (new cases do not reset the per-case caps).
+    cases_per_user_per_day: int = 10
+    # The fund rules' hard ceilings (cents): no rule set goes above them, however approved.
+    rules_fast_path_ceiling_cents: int = 50_000
+    rules_single_approval_ceiling_cents: int = 300_000
+    # Checkpoints of the ledger chains: Ed25519 keys as hex of the 32 raw bytes. The private key is only ever
+    # in the environment; without it the app runs and writes no checkpoint. Checkpoints are also appended
+    # (one JSON line each) to `ledger_checkpoint_file` when it is set, an anchor outside the database.
+    ledger_signing_key: str | None = field(default=None, repr=False)
+    ledger_public_key: str | None = None
+    ledger_checkpoint_minutes: int = 60
+    ledger_checkpoint_file: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,9 +80,18 @@ class Settings:
             base_url=(env.get("BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             debug=_bool(env.get("DEBUG")),
             response_window_minutes=int(env.get("RESPONSE_WINDOW_MINUTES") or 30),
+            hold_limit_per_requester=int(env.get("HOLD_LIMIT_PER_REQUESTER") or 20),
+            hold_limit_per_organisation=int(env.get("HOLD_LIMIT_PER_ORGANISATION") or 60),
+            hold_lapse_grace_minutes=int(env.get("HOLD_LAPSE_GRACE_MINUTES") or 30),
+            claim_grant_hours=int(env.get("CLAIM_GRANT_HOURS") or 24),
             stale_after_hours=int(env.get("STALE_AFTER_HOURS") or 12),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS") or 5.0),
             login_attempts_per_minute=int(env.get("LOGIN_ATTEMPTS_PER_MINUTE") or 10),
+            login_failures_free=int(env.get("LOGIN_FAILURES_FREE") or 5),
+            login_delay_cap_seconds=int(env.get("LOGIN_DELAY_CAP_SECONDS") or 900),
+            token_lifetime_days=int(env.get("TOKEN_LIFETIME_DAYS") or 90),
+            password_checks_at_once=int(env.get("PASSWORD_CHECKS_AT_ONCE") or 2),
+            donations_per_minute=int(env.get("DONATIONS_PER_MINUTE") or 10),
             smtp_host=env.get("SMTP_HOST") or None,
             smtp_port=int(env.get("SMTP_PORT") or 25),
             smtp_from=env.get("SMTP_FROM") or "refuge-exchange@localhost",
@@ -60,6 +99,14 @@ class Settings:
             stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
             stripe_api_base=env.get("STRIPE_API_BASE") or None,
             gc_freeze=_bool(env.get("GC_FREEZE"), default=True),
+            max_amount_cents=int(env.get("MAX_AMOUNT_CENTS") or 100_000_000),
+            cases_per_user_per_day=int(env.get("CASES_PER_USER_PER_DAY") or 10),
+            rules_fast_path_ceiling_cents=int(env.get("RULES_FAST_PATH_CEILING_CENTS") or 50_000),
+            rules_single_approval_ceiling_cents=int(env.get("RULES_SINGLE_APPROVAL_CEILING_CENTS") or 300_000),
+            ledger_signing_key=env.get("LEDGER_SIGNING_KEY") or None,
+            ledger_public_key=env.get("LEDGER_PUBLIC_KEY") or None,
+            ledger_checkpoint_minutes=int(env.get("LEDGER_CHECKPOINT_MINUTES") or 60),
+            ledger_checkpoint_file=env.get("LEDGER_CHECKPOINT_FILE") or None,
         )
 
     @property

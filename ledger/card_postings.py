@@ -20,7 +20,7 @@ from ledger.cards import card_by_stripe_id, card_for_disbursement, record_card_e
 from ledger.disbursements import lock_disbursement
 from ledger.errors import Invalid, NotFound
 from ledger.journal import LineSpec
-from ledger.models import CASH_ACCOUNT, Disbursement, Fund, JournalEntry, Payment, Status
+from ledger.models import CASH_ACCOUNT, EXCEPTIONS_ACCOUNT, Disbursement, Fund, JournalEntry, Payment, Status
 from ledger.payments import payment_of
 from ledger.pending import pend, post_pending, void_pending
 from ledger.stripe_models import Card, CardAuthorization, CardStatus, CardTransaction
@@ -84,15 +84,18 @@ async def _close_locked(
     released = disbursement.committed_cents
     await void_pending(session, disbursement.fund_id, released)
     disbursement.committed_cents = 0
-    disbursement.status = Status.PAID
-    disbursement.paid_cents = max(card.captured_cents, 0)
-    disbursement.paid_at = now
+    if disbursement.status in (Status.APPROVED, Status.PAID):
+        # Only an approved request is paid by its card; a cancelled or rejected one stays so.
+        disbursement.status = Status.PAID
+        disbursement.paid_cents = max(card.captured_cents, 0)
+        disbursement.paid_at = now
     card.status = CardStatus.CLOSED
     card.closed_reason = reason
     card.closed_at = now
     session.add_all([disbursement, card])
     await session.flush()
-    await _sync_payment(session, disbursement, card, now)
+    if disbursement.status == Status.PAID:
+        await _sync_payment(session, disbursement, card, now)
     await record_card_event(
         session,
         fund,
@@ -118,6 +121,11 @@ async def _lock_card(session: AsyncSession, card: Card) -> tuple[Fund, Disbursem
     return fund, disbursement, fresh
 
 
+def is_exception(disbursement: Disbursement) -> bool:
+    """Money a card moves after its request ended (cancelled or rejected) is an exception, never a payment."""
+    return disbursement.status in (Status.CANCELLED, Status.REJECTED)
+
+
 async def _post_movement(
     session: AsyncSession,
     fund: Fund,
@@ -128,16 +136,27 @@ async def _post_movement(
     amount: int,
     transaction_id: str,
     now: datetime,
-) -> str:
-    """Post a capture or a refund of `amount` and move the pending transfer with it; the journal entry's id."""
-    expense = f"expenses:{card.category}"
-    open_card = card.status == CardStatus.OPEN
+) -> tuple[str, bool]:
+    """Post a capture or a refund of `amount` and move the pending transfer with it; the journal entry's id
+    and whether it posted to the exceptions account: all of it for the card of a cancelled or rejected
+    request, and what a closed card captures beyond its limit (never approved) for any other."""
+    exception = is_exception(disbursement)
+    expense = EXCEPTIONS_ACCOUNT if exception else f"expenses:{card.category}"
+    open_card = card.status == CardStatus.OPEN and not exception
     pending = 0
     if kind == "capture":
         # A capture posts what it spent of the pending transfer (never more than is still pending).
         pending = min(amount, disbursement.committed_cents) if open_card else 0
         disbursement.committed_cents -= pending
-        lines = [LineSpec(expense, "debit", amount), LineSpec(CASH_ACCOUNT, "credit", amount)]
+        over = 0
+        if not open_card and not exception:
+            over = min(max(card.captured_cents + amount - card.limit_cents, 0), amount)
+            exception = over > 0
+        lines = [
+            *([LineSpec(expense, "debit", amount - over)] if amount > over else []),
+            *([LineSpec(EXCEPTIONS_ACCOUNT, "debit", over)] if over else []),
+            LineSpec(CASH_ACCOUNT, "credit", amount),
+        ]
         card.captured_cents += amount
         disbursement.paid_cents += amount
     else:
@@ -154,13 +173,13 @@ async def _post_movement(
         posted_at=now,
         disbursement_id=disbursement.id,
     )
-    if kind == "refund" and open_card:
+    if kind == "refund" and open_card and not exception:
         # The card may spend the refunded amount again (Stripe's all_time limit counts refunds back).
         room = max(card.limit_cents - max(card.captured_cents, 0), 0) - disbursement.committed_cents
         if room > 0:
             await pend(session, fund.id, room)
             disbursement.committed_cents += room
-    return entry.id
+    return entry.id, exception
 
 
 async def apply_transaction(
@@ -193,7 +212,7 @@ async def apply_transaction(
     if amount == 0:
         return TransactionResult(None, card, False)
     open_card = card.status == CardStatus.OPEN
-    entry_id = await _post_movement(
+    entry_id, exception = await _post_movement(
         session, fund, disbursement, card, kind=kind, amount=amount, transaction_id=transaction_id, now=now
     )
     txn = CardTransaction(
@@ -208,6 +227,7 @@ async def apply_transaction(
         balance_transaction_id=balance_transaction_id,
         entry_id=entry_id,
         created_at=created_at,
+        exception=exception,
     )
     session.add_all([txn, card, disbursement])
     await session.flush()
@@ -216,11 +236,23 @@ async def apply_transaction(
         if auth is not None and auth.status == "pending":
             auth.held_cents = max(auth.held_cents - amount, 0)
             session.add(auth)
+    extra = {"exception": True} if exception else {}
     await record_card_event(
-        session, fund, card, f"card_{kind}", None, now, transaction=transaction_id, amount_cents=amount, entry=entry_id
+        session,
+        fund,
+        card,
+        f"card_{kind}",
+        None,
+        now,
+        transaction=transaction_id,
+        amount_cents=amount,
+        entry=entry_id,
+        **extra,
     )
     closed_now = False
-    if open_card and card.captured_cents >= card.limit_cents:
+    if is_exception(disbursement):
+        pass  # the request stays cancelled or rejected; reconciliation lists the transaction
+    elif open_card and card.captured_cents >= card.limit_cents:
         await _close_locked(session, fund, disbursement, card, "spent", None, now)
         closed_now = True
     elif not open_card:

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger.errors import NotFound
+from ledger.errors import Conflict, NotFound
+from ledger.idempotency import end_replay, stored_for_key
 from ledger.models import Case
+from ledger.timeutil import utcnow
 
 # No 0/O, 1/I/L, 5/S or 2/Z: codes are read aloud on the phone and copied by hand.
 ALPHABET = "346789ABCDEFGHJKMNPQRTUVWXY"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    created: bool
+
+
+async def create_case(session: AsyncSession, *, lead_org_id: str, created_by_user_id: str) -> Case:
+    """A new case, with no daily limit and no key (the demo and benchmarks); commits."""
+    return (await open_case(session, lead_org_id=lead_org_id, created_by_user_id=created_by_user_id)).case
 
 
 def new_case_code() -> str:
@@ -21,16 +36,76 @@ def new_case_code() -> str:
     return f"C-{body[:4]}-{body[4:]}"
 
 
-async def create_case(session: AsyncSession, *, lead_org_id: str, created_by_user_id: str) -> Case:
+async def _serialise_creator(session: AsyncSession, user_id: str) -> None:
+    """One case creation at a time per user, so the daily count cannot be raced past (PostgreSQL: an
+    advisory lock for the transaction; SQLite: BEGIN IMMEDIATE already serialises every writer)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"ledger_case:{user_id}"))))
+
+
+async def _case_for_key(session: AsyncSession, user_id: str, key: str) -> Case | None:
+    return await stored_for_key(session, Case, Case.created_by_user_id, user_id, key)
+
+
+async def open_case(
+    session: AsyncSession,
+    *,
+    lead_org_id: str,
+    created_by_user_id: str,
+    daily_limit: int | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    now: datetime | None = None,
+) -> CaseResult:
+    """A new case led by `lead_org_id`; commits. At most `daily_limit` new cases per user in 24 hours
+    (409 `case_limit`); with an `idempotency_key`, a replay answers the case it made."""
+    now = now or utcnow()
     for _ in range(8):
-        case = Case(code=new_case_code(), lead_org_id=lead_org_id, created_by_user_id=created_by_user_id)
-        session.add(case)
         try:
+            await _serialise_creator(session, created_by_user_id)
+            if idempotency_key:
+                found = await _case_for_key(session, created_by_user_id, idempotency_key)
+                if found is not None:
+                    await end_replay(session, found, request_hash)
+                    return CaseResult(found, created=False)
+            if daily_limit is not None:
+                made = (
+                    await session.execute(
+                        select(func.count()).where(
+                            Case.created_by_user_id == created_by_user_id,  # type: ignore[arg-type]
+                            Case.created_at > now - timedelta(days=1),  # type: ignore[operator]
+                        )
+                    )
+                ).scalar_one()
+                if made >= daily_limit:
+                    raise Conflict(
+                        "case_limit",
+                        f"You have opened {daily_limit} cases in the last 24 hours, the most allowed; "
+                        "use an existing case or ask a coordinator.",
+                        limit=daily_limit,
+                    )
+            case = Case(
+                code=new_case_code(),
+                lead_org_id=lead_org_id,
+                created_by_user_id=created_by_user_id,
+                created_at=now,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash if idempotency_key else None,
+            )
+            session.add(case)
             await session.commit()
         except IntegrityError:
-            await session.rollback()  # a code collision: draw again
-            continue
-        return case
+            await session.rollback()
+            if idempotency_key:  # a concurrent request with the same key made it first
+                found = await _case_for_key(session, created_by_user_id, idempotency_key)
+                if found is not None:
+                    await end_replay(session, found, request_hash)
+                    return CaseResult(found, created=False)
+            continue  # a code collision: draw again
+        except Exception:
+            await session.rollback()
+            raise
+        return CaseResult(case, created=True)
     raise RuntimeError("could not draw a free case code")
 
 

@@ -6,6 +6,16 @@ changes every hash after it; the fund row keeps the head, so removing the tail i
 
 The hash is computed from the row itself, both when it is appended and when the chain is verified, so the
 two cannot drift apart.
+
+Recomputing a journal entry's hash by hand (what an auditor does with the journal CSV): build the JSON object
+{"id", "fund", "seq", "kind", "date", "memo", "disbursement", "currency", "debits", "credits", "lines", "prev"}
+where `date` is the posting time in UTC as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, `disbursement` is the request's id
+or null, `debits`/`credits` the entry's totals in cents, `lines` the list of [account code, side, cents] in
+the CSV's order, and `prev` the previous entry's hash ("" for the first); serialise it with sorted keys, no
+whitespace (separators "," and ":") and UTF-8 without escaping; the SHA-256 hex digest is the entry's hash.
+In Python: `hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+.encode()).hexdigest()`. The network chain (admin actions) hashes {"id", "seq", "at", "action", "actor",
+"detail", "prev"} the same way. A signed checkpoint covers the canonical JSON of `checkpoint_document`.
 """
 
 from __future__ import annotations
@@ -16,6 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.anchor_models import NetworkEvent
 from ledger.models import AuditEvent, JournalEntry
 
 GENESIS = ""
@@ -25,9 +36,12 @@ def canonical_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def canonical_json(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _digest(document: dict[str, Any]) -> str:
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(document)).hexdigest()
 
 
 def entry_hash(entry: JournalEntry, currency: str, lines: Sequence[tuple[str, str, int]]) -> str:
@@ -61,6 +75,20 @@ def event_hash(event: AuditEvent) -> str:
             "action": event.action,
             "actor": event.actor_user_id,
             "disbursement": event.disbursement_id,
+            "detail": event.detail,
+            "prev": event.prev_hash,
+        }
+    )
+
+
+def network_event_hash(event: NetworkEvent) -> str:
+    return _digest(
+        {
+            "id": event.id,
+            "seq": event.seq,
+            "at": canonical_time(event.at),
+            "action": event.action,
+            "actor": event.actor_user_id,
             "detail": event.detail,
             "prev": event.prev_hash,
         }

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,7 @@ from ledger.rules import (
     evaluate,
 )
 from ledger.rulesets import current_rule_set
+from ledger.stripe_models import Card, CardAuthorization, CardStatus
 from ledger.timeutil import utcnow
 
 ACTIVE = (Status.PENDING_APPROVAL.value, Status.APPROVED.value, Status.PAID.value)
@@ -93,40 +95,63 @@ def _validate(new: NewDisbursement) -> None:
 
 
 async def history_facts(
-    session: AsyncSession, *, fund_id: str, case_id: str, category: str, now: datetime
+    session: AsyncSession,
+    *,
+    fund_id: str,
+    case_id: str,
+    category: str,
+    now: datetime,
+    requester_id: str | None = None,
+    exclude_id: str | None = None,
+    made_before: datetime | None = None,
 ) -> HistoryFacts:
-    spent = case((Disbursement.status == Status.PAID.value, Disbursement.paid_cents), else_=Disbursement.amount_cents)
-    nights = (
-        await session.execute(
-            select(func.coalesce(func.sum(Disbursement.nights), 0)).where(
-                Disbursement.case_id == case_id,
-                Disbursement.category == Category.HOTEL.value,
-                Disbursement.status.in_(ACTIVE),  # type: ignore[attr-defined]
-                Disbursement.created_at >= now - timedelta(days=30),
-            )
-        )
-    ).scalar_one()
-    case_amount = (
-        await session.execute(
-            select(func.coalesce(func.sum(spent), 0)).where(
-                Disbursement.case_id == case_id,
-                Disbursement.status.in_(ACTIVE),  # type: ignore[attr-defined]
-                Disbursement.created_at >= now - timedelta(days=90),
-            )
-        )
-    ).scalar_one()
+    """What the fund spent or promised before this request (`exclude_id` and `made_before`: the request
+    itself and when it was made, when it is evaluated again at approval: requests made after it count only
+    once approved). Caps count pending requests; the category budget only approved ones."""
+    ended = (Status.CANCELLED.value, Status.REJECTED.value)
+    # Paid: what was paid. Cancelled or rejected: what a card still spent after the end (an exception).
+    spent = case(
+        (Disbursement.status == Status.PAID.value, Disbursement.paid_cents),
+        (Disbursement.status.in_(ended), Disbursement.paid_cents),  # type: ignore[attr-defined]
+        else_=Disbursement.amount_cents,
+    )
+    counted = or_(Disbursement.status.in_(ACTIVE), Disbursement.paid_cents > 0)  # type: ignore[attr-defined]
+    nights = case((Disbursement.status.in_(ACTIVE), Disbursement.nights), else_=0)  # type: ignore[attr-defined]
+    others = [Disbursement.fund_id == fund_id, counted]
+    if exclude_id is not None:
+        others.append(Disbursement.id != exclude_id)
+    if made_before is not None:
+        decided = (Status.APPROVED.value, Status.PAID.value, Status.CANCELLED.value, Status.REJECTED.value)
+        others.append(or_(Disbursement.created_at < made_before, Disbursement.status.in_(decided)))  # type: ignore[attr-defined,operator]
+
+    async def total(expression: Any, *where: Any) -> int:
+        found = await session.execute(select(func.coalesce(func.sum(expression), 0)).where(*others, *where))
+        return int(found.scalar_one())
+
+    day30, day90 = now - timedelta(days=30), now - timedelta(days=90)
+    hotel = Disbursement.category == Category.HOTEL.value
     month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    month = (
-        await session.execute(
-            select(func.coalesce(func.sum(spent), 0)).where(
-                Disbursement.fund_id == fund_id,
-                Disbursement.category == category,
-                Disbursement.status.in_(ACTIVE),  # type: ignore[attr-defined]
-                Disbursement.created_at >= month_start,
-            )
-        )
-    ).scalar_one()
-    return HistoryFacts(int(nights), int(case_amount), int(month))
+    approved_spent = case(
+        (Disbursement.status.in_((Status.APPROVED.value, Status.PAID.value)), spent),  # type: ignore[attr-defined]
+        (Disbursement.status.in_(ended), Disbursement.paid_cents),  # type: ignore[attr-defined]
+        else_=0,
+    )
+    requester_nights = requester_amount = 0
+    if requester_id is not None:
+        mine = Disbursement.requester_id == requester_id
+        requester_nights = await total(nights, mine, hotel, Disbursement.created_at >= day30)
+        requester_amount = await total(spent, mine, Disbursement.created_at >= day30)
+    return HistoryFacts(
+        case_hotel_nights_30d=await total(
+            nights, Disbursement.case_id == case_id, hotel, Disbursement.created_at >= day30
+        ),
+        case_amount_cents_90d=await total(spent, Disbursement.case_id == case_id, Disbursement.created_at >= day90),
+        category_month_cents=await total(
+            approved_spent, Disbursement.category == category, Disbursement.created_at >= month_start
+        ),
+        requester_hotel_nights_30d=requester_nights,
+        requester_amount_cents_30d=requester_amount,
+    )
 
 
 async def _for_key(session: AsyncSession, user_id: str, key: str) -> Disbursement | None:
@@ -162,7 +187,9 @@ async def request_disbursement(
                 return await _replay(session, found, request_hash)
         case_row = await case_for_org(session, new.case_code, requester.organisation_id)
         version, rules = await current_rule_set(session, fund_id)
-        history = await history_facts(session, fund_id=fund_id, case_id=case_row.id, category=category, now=now)
+        history = await history_facts(
+            session, fund_id=fund_id, case_id=case_row.id, category=category, now=now, requester_id=requester.user_id
+        )
         decision = evaluate(
             RequestFacts(
                 category=category,
@@ -264,16 +291,90 @@ async def lock_disbursement(session: AsyncSession, disbursement_id: str) -> tupl
     return fresh, fund
 
 
+async def _approval_for_key(session: AsyncSession, approver_id: str, key: str) -> Approval | None:
+    return await stored_for_key(session, Approval, Approval.approver_id, approver_id, key)
+
+
+async def _replay_approval(session: AsyncSession, found: Approval, request_hash: str | None) -> Disbursement:
+    """The approval made with this key: answer with its request, act no more."""
+    disbursement = await session.get(Disbursement, found.disbursement_id, populate_existing=True)
+    await end_replay(session, found, request_hash)
+    assert disbursement is not None  # an approval always has its request (foreign key)
+    return disbursement
+
+
+async def _reevaluate(session: AsyncSession, disbursement: Disbursement, now: datetime) -> None:
+    """Decide the request again with the rule set in force now and the fund's history now: a request
+    made under laxer rules (or before its requester reached a cap) needs what the rules ask today."""
+    version, rules = await current_rule_set(session, disbursement.fund_id)
+    facts = disbursement.facts or {}
+    lead_worker = bool(facts.get("requester_is_lead_worker", False))
+    history = await history_facts(
+        session,
+        fund_id=disbursement.fund_id,
+        case_id=disbursement.case_id,
+        category=disbursement.category,
+        now=now,
+        requester_id=disbursement.requester_id,
+        exclude_id=disbursement.id,
+        made_before=disbursement.created_at,
+    )
+    decision = evaluate(
+        RequestFacts(
+            category=disbursement.category,
+            amount_cents=disbursement.amount_cents,
+            nights=disbursement.nights,
+            requester_id=disbursement.requester_id,
+            requester_organisation_id=disbursement.requester_org_id,
+            requester_is_lead_worker=lead_worker,
+        ),
+        history,
+        rules,
+    )
+    # A request waiting for an approver needs at least the one approving it, whatever the rules say now.
+    needed = max(decision.approvals_needed, 1)
+    if (decision.rule, needed, decision.needs_other_org, version.id) == (
+        disbursement.rule,
+        disbursement.approvals_needed,
+        disbursement.needs_other_org,
+        disbursement.rule_set_id,
+    ):
+        return
+    disbursement.rule = decision.rule
+    disbursement.approvals_needed = needed
+    disbursement.needs_other_org = decision.needs_other_org
+    disbursement.reasons = list(decision.reasons)
+    disbursement.facts = {**history.as_dict(), "requester_is_lead_worker": lead_worker}
+    disbursement.rule_set_id = version.id
+    disbursement.rule_set_version = version.version
+
+
 async def approve(
-    session: AsyncSession, disbursement_id: str, *, approver: Approver, now: datetime | None = None
+    session: AsyncSession,
+    disbursement_id: str,
+    *,
+    approver: Approver,
+    now: datetime | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> Disbursement:
+    """Add `approver`'s approval, deciding with the rule set in force now; the last one pends the money.
+    With an `idempotency_key`, a replay answers with the request and approves nothing more."""
     now = now or utcnow()
     try:
         disbursement, fund = await lock_disbursement(session, disbursement_id)
+        if idempotency_key:
+            found = await _approval_for_key(session, approver.user_id, idempotency_key)
+            if found is not None:
+                if found.disbursement_id != disbursement_id:
+                    await session.commit()
+                    raise Invalid("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+                return await _replay_approval(session, found, request_hash)
         if disbursement.requester_id == approver.user_id:
             raise Forbidden(SELF_APPROVAL, "You cannot approve your own request.")
         if disbursement.status != Status.PENDING_APPROVAL:
             raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
+        await _reevaluate(session, disbursement, now)
         previous = tuple(
             Approver(a.approver_id, a.approver_org_id) for a in await approvals_of(session, disbursement.id)
         )
@@ -298,6 +399,8 @@ async def approve(
                 approver_id=approver.user_id,
                 approver_org_id=approver.organisation_id,
                 at=now,
+                idempotency_key=idempotency_key,
+                request_hash=request_hash if idempotency_key else None,
             )
         )
         if verdict.complete:
@@ -310,13 +413,18 @@ async def approve(
         detail = {
             "approvals": len(previous) + 1,
             "needed": disbursement.approvals_needed,
+            "rule": disbursement.rule,
+            "rule_set_version": disbursement.rule_set_version,
             "status": disbursement.status,
         }
         await record_event(session, fund, "approve", approver.user_id, disbursement.id, detail, now)
         await session.commit()
     except IntegrityError as exc:
-        # Two concurrent approvals by the same person: the unique constraint keeps one.
+        # Two concurrent approvals by the same person: the unique constraints keep one.
         await session.rollback()
+        found = await _approval_for_key(session, approver.user_id, idempotency_key) if idempotency_key else None
+        if found is not None and found.disbursement_id == disbursement_id:
+            return await _replay_approval(session, found, request_hash)
         raise Conflict("already_approved", "You have already approved this request.") from exc
     except Exception:
         await session.rollback()
@@ -325,7 +433,13 @@ async def approve(
 
 
 async def reject(
-    session: AsyncSession, disbursement_id: str, *, approver: Approver, reason: str, now: datetime | None = None
+    session: AsyncSession,
+    disbursement_id: str,
+    *,
+    approver: Approver,
+    reason: str,
+    now: datetime | None = None,
+    cancelled_card: str | None = None,
 ) -> Disbursement:
     reason = reason.strip()
     if not reason:
@@ -337,17 +451,81 @@ async def reject(
         if disbursement.requester_id == approver.user_id:
             raise Forbidden(SELF_APPROVAL, "You cannot decide your own request; cancel it instead.")
 
-    return await _end(session, disbursement_id, Status.REJECTED, approver.user_id, not_own, now, reason=reason)
+    return await _end(
+        session,
+        disbursement_id,
+        Status.REJECTED,
+        approver.user_id,
+        not_own,
+        now,
+        reason=reason,
+        cancelled_card=cancelled_card,
+    )
 
 
 async def cancel(
-    session: AsyncSession, disbursement_id: str, *, user_id: str, now: datetime | None = None
+    session: AsyncSession,
+    disbursement_id: str,
+    *,
+    user_id: str,
+    now: datetime | None = None,
+    cancelled_card: str | None = None,
 ) -> Disbursement:
     def own(disbursement: Disbursement) -> None:
         if disbursement.requester_id != user_id:
             raise Forbidden("forbidden", "Only the requester can cancel a request.")
 
-    return await _end(session, disbursement_id, Status.CANCELLED, user_id, own, now)
+    return await _end(session, disbursement_id, Status.CANCELLED, user_id, own, now, cancelled_card=cancelled_card)
+
+
+CARD_OPEN = "card_open"
+CARD_IN_USE = "card_in_use"
+
+
+async def card_in_use(session: AsyncSession, card: Card) -> bool:
+    """The card spent, or holds authorizations that will: the request can only end by closing the card."""
+    held = (
+        await session.execute(
+            select(func.coalesce(func.sum(CardAuthorization.held_cents), 0)).where(
+                CardAuthorization.card_id == card.id,
+                CardAuthorization.approved.is_(True),  # type: ignore[attr-defined]
+                CardAuthorization.status == "pending",
+            )
+        )
+    ).scalar_one()
+    return card.captured_cents > 0 or int(held) > 0
+
+
+def card_in_use_error() -> Conflict:
+    return Conflict(
+        CARD_IN_USE, "This request's card has already been used: close the card instead, and the request is paid."
+    )
+
+
+async def _close_unused_card(
+    session: AsyncSession, disbursement: Disbursement, status: Status, cancelled_card: str | None, now: datetime
+) -> Card | None:
+    """A request ends only once its card cannot spend: the shell cancels it at Stripe first and names it in
+    `cancelled_card`; an open card it did not name is a 409 `card_open`, a card already used `card_in_use`."""
+    card = (
+        await session.execute(
+            select(Card)
+            .where(Card.disbursement_id == disbursement.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if card is None or card.status != CardStatus.OPEN:
+        return None
+    if cancelled_card != card.stripe_card_id:
+        raise Conflict(CARD_OPEN, "This request's virtual card is still open: it must be cancelled at Stripe first.")
+    if await card_in_use(session, card):
+        raise card_in_use_error()
+    card.status = CardStatus.CLOSED
+    card.closed_reason = status.value
+    card.closed_at = now
+    session.add(card)
+    return card
 
 
 async def _end(
@@ -359,6 +537,7 @@ async def _end(
     now: datetime | None,
     *,
     reason: str = "",
+    cancelled_card: str | None = None,
 ) -> Disbursement:
     """Under the fund lock: `may_end` refuses the actor or not, then the pending transfer, if any, is voided,
     the request ends in `status` (rejected with `reason`, or cancelled) and the audit trail says so; commits."""
@@ -368,6 +547,7 @@ async def _end(
         may_end(disbursement)
         if disbursement.status not in (Status.PENDING_APPROVAL, Status.APPROVED):
             raise Conflict("invalid_state", f"This request is {disbursement.status}.", state=disbursement.status)
+        card = await _close_unused_card(session, disbursement, status, cancelled_card, now)
         await void_pending(session, disbursement.fund_id, disbursement.committed_cents)
         disbursement.committed_cents = 0
         disbursement.status = status
@@ -376,7 +556,9 @@ async def _end(
         session.add(disbursement)
         await session.flush()
         action = "reject" if status == Status.REJECTED else "cancel"
-        detail = {"reason": reason} if reason else None
+        detail: dict[str, Any] | None = {"reason": reason} if reason else None
+        if card is not None:
+            detail = {**(detail or {}), "card_closed": card.stripe_card_id}
         await record_event(session, fund, action, actor_user_id, disbursement.id, detail, now)
         await session.commit()
     except Exception:

@@ -17,6 +17,7 @@ from ledger.errors import Conflict, Invalid, NotFound
 from ledger.models import (
     CASH_ACCOUNT,
     CATEGORIES,
+    EXCEPTIONS_ACCOUNT,
     Account,
     AccountBalance,
     AccountKind,
@@ -50,6 +51,7 @@ def fund_accounts() -> list[tuple[str, AccountKind]]:
         (CASH_ACCOUNT, AccountKind.ASSET),
         *((f"income:{source.value}", AccountKind.INCOME) for source in DepositSource),
         *((f"expenses:{category}", AccountKind.EXPENSE) for category in CATEGORIES),
+        (EXCEPTIONS_ACCOUNT, AccountKind.EXPENSE),
     ]
 
 
@@ -70,7 +72,11 @@ async def create_fund(session: AsyncSession, *, name: str, currency: str = "CAD"
         session.add(AccountBalance(account_id=account.id, fund_id=fund.id))
     session.add(
         RuleSetVersion(
-            fund_id=fund.id, version=1, document=rules_to_document(DEFAULT_RULES), created_at=now or utcnow()
+            fund_id=fund.id,
+            version=1,
+            document=rules_to_document(DEFAULT_RULES),
+            created_at=now or utcnow(),
+            approved_at=now or utcnow(),  # DESIGN.md's defaults are in force from the start
         )
     )
     try:

@@ -65,18 +65,27 @@ class AccountKind(StrEnum):
 NORMAL_SIDE = {AccountKind.ASSET: "debit", AccountKind.EXPENSE: "debit", AccountKind.INCOME: "credit"}
 
 CASH_ACCOUNT = "assets:cash"
+# Money a card spent after its request was cancelled or rejected (a late capture on a closed card): it left
+# the fund, so it posts, but to this account, never as the request's payment; reconciliation lists it.
+EXCEPTIONS_ACCOUNT = "expenses:exceptions"
 
 
 class Case(SQLModel, table=True):
     """A pseudonymous case: a generated code and the organisation that leads it. Nothing about the person."""
 
     __tablename__ = "ledger_case"
+    __table_args__ = (
+        UniqueConstraint("created_by_user_id", "idempotency_key", name="uq_ledger_case_idempotency"),
+        Index("ix_ledger_case_creator_created", "created_by_user_id", "created_at"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True)
     code: str = Field(unique=True, index=True)
     lead_org_id: str = Field(index=True)
     created_by_user_id: str
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 class Fund(SQLModel, table=True):
@@ -180,6 +189,10 @@ class RuleSetVersion(SQLModel, table=True):
     document: dict = Field(sa_column=Column(JSON, nullable=False))
     created_by_user_id: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    # In force only once a second person approved it (ledger/rulesets.py); until then the previous one rules.
+    created_by_org_id: str | None = None
+    approved_by_user_id: str | None = None
+    approved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
 class Disbursement(SQLModel, table=True):
@@ -225,13 +238,18 @@ class Disbursement(SQLModel, table=True):
 class Approval(SQLModel, table=True):
     __tablename__ = "ledger_approval"
     # Distinct approvers, enforced by the database as well as by the rules.
-    __table_args__ = (UniqueConstraint("disbursement_id", "approver_id", name="uq_ledger_approval_approver"),)
+    __table_args__ = (
+        UniqueConstraint("disbursement_id", "approver_id", name="uq_ledger_approval_approver"),
+        UniqueConstraint("approver_id", "idempotency_key", name="uq_ledger_approval_idempotency"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     disbursement_id: str = Field(foreign_key="ledger_disbursement.id", index=True)
     approver_id: str
     approver_org_id: str
     at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 class Payment(SQLModel, table=True):

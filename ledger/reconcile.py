@@ -24,6 +24,7 @@ from ledger.reconcile_compare import (
     Reconciliation,
     compare_card_transactions,
     compare_donations,
+    list_exceptions,
     sort_differences,
 )
 from ledger.stripe_cards import stripe_failure
@@ -101,4 +102,5 @@ async def reconcile(
         posted,
     )
     compare_donations(report, [await _charge(client, b) for b in balance if b.type == "charge"], donations)
+    list_exceptions(report, posted)
     return sort_differences(report)

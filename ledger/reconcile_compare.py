@@ -42,6 +42,9 @@ class Reconciliation:
     stripe_cents: int = 0  # cash effect of the fund's Stripe objects of the period
     matched: int = 0
     differences: list[Difference] = field(default_factory=list)
+    # Card transactions posted to `expenses:exceptions` (spent after their request was cancelled or
+    # rejected): they match Stripe, but someone must look at each one.
+    exceptions: list[Difference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -219,6 +222,25 @@ def compare_donations(report: Reconciliation, charges: Iterable[Charge], donatio
         )
 
 
+def list_exceptions(report: Reconciliation, posted: Mapping[str, CardTransaction]) -> None:
+    """The period's card transactions posted to the exceptions account, as `card_exception` rows."""
+    for ours in posted.values():
+        if ours.exception and report.covers(ours.created_at):
+            report.exceptions.append(
+                Difference(
+                    "card_exception",
+                    "issuing_transaction",
+                    ours.id,
+                    ours.entry_id,
+                    cash_effect(ours),
+                    None,
+                    ours.created_at,
+                    ours.disbursement_id,
+                )
+            )
+
+
 def sort_differences(report: Reconciliation) -> Reconciliation:
     report.differences.sort(key=lambda d: (d.at or report.start, d.stripe_id or ""))
+    report.exceptions.sort(key=lambda d: (d.at or report.start, d.stripe_id or ""))
     return report

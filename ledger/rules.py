@@ -49,6 +49,9 @@ class DualApproval(_Doc):
 class Caps(_Doc):
     hotel_nights_per_case_30d_max: int = 7
     case_amount_cents_90d_max: int = 500_000
+    # Per requester, over every case they lead: opening new cases does not reset these.
+    requester_hotel_nights_30d_max: int = 14
+    requester_amount_cents_30d_max: int = 1_000_000
     # A category missing here has no monthly budget.
     category_monthly_budget_cents: dict[str, int] = msgspec.field(
         default_factory=lambda: {
@@ -109,6 +112,8 @@ def validate_rules(rules: RuleSet) -> list[str]:
         "single_approval.amount_cents_max": rules.single_approval.amount_cents_max,
         "caps.hotel_nights_per_case_30d_max": rules.caps.hotel_nights_per_case_30d_max,
         "caps.case_amount_cents_90d_max": rules.caps.case_amount_cents_90d_max,
+        "caps.requester_hotel_nights_30d_max": rules.caps.requester_hotel_nights_30d_max,
+        "caps.requester_amount_cents_30d_max": rules.caps.requester_amount_cents_30d_max,
         **{f"caps.category_monthly_budget_cents.{k}": v for k, v in rules.caps.category_monthly_budget_cents.items()},
     }
     problems.extend(f"{name} cannot be negative" for name, value in amounts.items() if value < 0)
@@ -145,17 +150,24 @@ class RequestFacts:
 
 @dataclass(frozen=True)
 class HistoryFacts:
-    """What the fund already spent or promised, not counting this request (rejected/cancelled excluded)."""
+    """What the fund already spent or promised, not counting this request (rejected/cancelled excluded,
+    except what a card spent after its request ended). The caps (per case, per requester) count pending
+    requests too, so splitting a request does not slip under them; the category budget counts only what
+    was approved, so one huge pending request does not use up everyone's month."""
 
     case_hotel_nights_30d: int = 0
     case_amount_cents_90d: int = 0
     category_month_cents: int = 0
+    requester_hotel_nights_30d: int = 0
+    requester_amount_cents_30d: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
             "case_hotel_nights_30d": self.case_hotel_nights_30d,
             "case_amount_cents_90d": self.case_amount_cents_90d,
             "category_month_cents": self.category_month_cents,
+            "requester_hotel_nights_30d": self.requester_hotel_nights_30d,
+            "requester_amount_cents_30d": self.requester_amount_cents_30d,
         }
 
 
@@ -184,6 +196,13 @@ def evaluate(request: RequestFacts, history: HistoryFacts, rules: RuleSet) -> Ru
         escalations.append("hotel_nights_cap")
     if history.case_amount_cents_90d + request.amount_cents > rules.caps.case_amount_cents_90d_max:
         escalations.append("case_amount_cap")
+    if (
+        counts_nights(request.category)
+        and history.requester_hotel_nights_30d + (request.nights or 0) > rules.caps.requester_hotel_nights_30d_max
+    ):
+        escalations.append("requester_hotel_nights_cap")
+    if history.requester_amount_cents_30d + request.amount_cents > rules.caps.requester_amount_cents_30d_max:
+        escalations.append("requester_amount_cap")
     budget = rules.caps.category_monthly_budget_cents.get(request.category)
     if budget is not None and history.category_month_cents + request.amount_cents > budget:
         escalations.append("category_monthly_budget")

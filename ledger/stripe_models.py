@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, Column, Index, false
 from sqlmodel import Field, SQLModel
 
 from ledger.models import new_id
@@ -104,6 +104,10 @@ class CardTransaction(SQLModel, table=True):
     balance_transaction_id: str | None = None
     entry_id: str = Field(foreign_key="ledger_journal_entry.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # Posted to `expenses:exceptions`: the card spent after its request was cancelled or rejected.
+    exception: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, default=False, server_default=false())
+    )
 
 
 class Donation(SQLModel, table=True):

@@ -33,9 +33,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.timeutil import utcnow
-from exchange.accounts.models import User, hash_password, issue_token
-from ledger.journal import create_fund, deposit
-from tests.conftest import PASSWORD, LiveServer, Network
+from exchange.accounts.models import User
+from exchange.accounts.service import hash_password, issue_token
+from ledger.deposits import deposit
+from ledger.funds import create_fund
+from tests.conftest import PASSWORD, LiveServer, Network, eventually, until_live
 
 USERS = [
     "shelter_a",
@@ -154,6 +156,11 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/pools/{pool_id}/surge"): ONLY("shelter_a"),
     ("POST", "/facilities/{facility_id}/confirm"): ONLY("shelter_a"),
     ("GET", "/requests"): PAGE(ONLY(*SHELTER_STAFF)),
+    ("POST", "/requests/decline-requester"): ONLY(*SHELTER_STAFF),
+    ("POST", "/api/v1/holds/decline-requester"): ONLY(*SHELTER_STAFF),
+    ("POST", "/api/v1/holds/release-all"): ONLY("coordinator"),
+    ("GET", "/holds/incident"): PAGE(ONLY("coordinator")),
+    ("POST", "/holds/incident"): ONLY("coordinator"),
     ("GET", "/reports/occupancy"): PAGE(ONLY(*SHELTER_STAFF, "coordinator", "admin")),
     ("GET", "/agreements"): PAGE(ONLY(*SHELTER_STAFF)),
     # An agreement on shelter A's pool: only shelter A may offer its beds.
@@ -195,8 +202,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/ledger/journal"): PAGE(ONLY("auditor")),
     ("GET", "/ledger/journal.csv"): PAGE(ONLY("auditor")),
     ("GET", "/ledger/report"): PAGE(ONLY("auditor", *APPROVERS, "admin")),
-    ("GET", "/ledger/rules"): PAGE(ONLY("admin")),
+    # Approvers see the rules and approve an admin's pending version (a second person); only admins edit.
+    ("GET", "/ledger/rules"): PAGE(ONLY("admin", *APPROVERS)),
     ("POST", "/ledger/rules"): ONLY("admin"),
+    ("POST", "/ledger/rules/approve"): ONLY("admin", *APPROVERS),
     ("POST", "/ledger/rules/preview"): ONLY("admin"),
     ("GET", "/ledger/inbox"): PAGE(ONLY(*APPROVERS)),
     ("GET", "/ledger/request"): PAGE(ONLY(*CASE_WORKERS)),
@@ -212,8 +221,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # `dual` sees it as an approver but did not ask for it.
     ("POST", "/api/v1/disbursements/{disbursement_id}/cancel"): ONLY("worker").but(worker_plain=404, dual=403),
     ("POST", "/ledger/requests/{disbursement_id}/cancel"): ONLY("worker").but(worker_plain=404, dual=403),
-    ("POST", "/api/v1/disbursements/{disbursement_id}/pay"): ONLY("worker", *APPROVERS).but(worker_plain=404),
-    ("POST", "/ledger/requests/{disbursement_id}/pay"): ONLY("worker", *APPROVERS).but(worker_plain=404),
+    # The requester (worker) does not record the payment of their own request.
+    ("POST", "/api/v1/disbursements/{disbursement_id}/pay"): ONLY(*APPROVERS).but(worker_plain=404),
+    ("POST", "/ledger/requests/{disbursement_id}/pay"): ONLY(*APPROVERS).but(worker_plain=404),
     # --- Stripe: cards, donations, reconciliation, the webhook ----------------------------------------------
     ("GET", "/api/v1/disbursements/{disbursement_id}/card"): ONLY(*DISBURSEMENT_READERS, denied=404),
     ("POST", "/api/v1/disbursements/{disbursement_id}/card/close"): ONLY("worker", *APPROVERS).but(worker_plain=404),
@@ -232,11 +242,13 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/users"): ONLY("admin"),
     ("POST", "/admin/users/{user_id}/disable"): ONLY("admin"),
     ("POST", "/admin/users/{user_id}/enable"): ONLY("admin"),
+    ("POST", "/admin/users/{user_id}/unlock"): ONLY("admin"),
     ("POST", "/admin/users/{user_id}/roles"): ONLY("admin"),
     ("POST", "/admin/facilities"): ONLY("admin"),
     ("GET", "/admin/facilities/{facility_id}"): PAGE(ONLY("admin")),
     ("POST", "/admin/facilities/{facility_id}"): ONLY("admin"),
     ("POST", "/admin/facilities/{facility_id}/pools"): ONLY("admin"),
+    ("GET", "/admin/address-releases"): PAGE(ONLY("admin")),
 }
 
 # Websocket routes: who may connect (the events each receives are checked in test_websocket_matrix).
@@ -322,7 +334,11 @@ async def build_world(client: AsyncTestClient, network: Network, sessionmaker: a
         headers=h("police_other"),
     )
     assert op_other.status_code == 201, op_other.text
-    agreement = await client.post("/api/v1/agreements", json={"pool_id": pool_a, "beds": 1}, headers=h("shelter_a"))
+    agreement = await client.post(
+        "/api/v1/agreements",
+        json={"pool_id": pool_a, "beds": 1, "partner_org_id": network.orgs["police"].id},
+        headers=h("shelter_a"),
+    )
     assert agreement.status_code == 201, agreement.text
     expires = (now + timedelta(hours=6)).isoformat()
     hold = await client.post(
@@ -433,6 +449,9 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         "/api/v1/operations/{operation_id}/allocate": {},
         "/api/v1/holds": {"pool_id": world.ids["pool_id"], "beds": 99, "expires_at": future},
         "/api/v1/holds/{hold_id}/decline": {"reason": "full"},
+        # Bulk steps with a body they refuse (no reason, no target): the matrix's holds must live on.
+        "/api/v1/holds/decline-requester": {"requested_by": "nobody", "reason": ""},
+        "/api/v1/holds/release-all": {},
         "/api/v1/holds/{hold_id}/claim": {"beds_used": 99},
         "/api/v1/agreements": {"pool_id": ids["pool_id"], "beds": 999},
         "/api/v1/cases": {},
@@ -459,6 +478,8 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         "/operations/{operation_id}/allocate": {},
         "/holds/{hold_id}/confirm": {"next": "/"},
         "/holds/{hold_id}/decline": {"reason": "full", "next": "/"},
+        "/requests/decline-requester": {"requested_by": "nobody", "reason": "full"},
+        "/holds/incident": {"target": "nobody", "reason": ""},
         "/holds/{hold_id}/release": {"next": "/"},
         "/holds/{hold_id}/claim": {"beds_used": "99", "next": "/"},
         "/agreements": {"pool_id": ids["pool_id"], "beds": "999"},
@@ -467,6 +488,7 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         "/ledger/requests/{disbursement_id}/pay": {"amount": "999999999"},
         "/ledger/rules": {"fund_id": ids["fund_id"], "document": "{"},
         "/ledger/rules/preview": {"fund_id": ids["fund_id"], "document": "{"},
+        "/ledger/rules/approve": {"fund_id": ids["fund_id"], "version": "none"},
         "/donate/{fund_id}": {"amount": "10"},
         "/admin/organisations": {"name": "", "kind": "nope"},
         "/admin/users": {"username": ""},
@@ -629,8 +651,8 @@ async def test_websocket_matrix(
                 ws_url, origin=live_server.url, additional_headers={"cookie": f"session={cookies[who]}"}
             )
             sockets.append(ws)
+            await until_live(ws)  # registered: it misses none of the changes below
             tasks.append(asyncio.create_task(_collect(ws, received[who])))
-        await asyncio.sleep(0.3)
 
         h = lambda who: network[who].headers  # noqa: E731
         async with sessionmaker() as session:
@@ -665,13 +687,16 @@ async def test_websocket_matrix(
         )
         assert disbursement.status_code == 201
         disbursement_id = disbursement.json()["id"]
-        # Everyone gets the pool change; wait for it everywhere, then a little longer for the rest.
-        for who in USERS:
-            for _ in range(100):
-                if any(network.pools["a"].id in m for m in received[who]):
-                    break
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
+        # Each socket gets the events in the order they were published: once a last pool change (which everyone
+        # gets) has reached every socket, so has everything published before it that the socket may see.
+        barrier = network.pools["a_family"].id
+        last = await http.post(f"/api/v1/pools/{barrier}/adjust", json={"occupied_delta": 1}, headers=h("shelter_a"))
+        assert last.status_code == 200
+
+        async def barrier_everywhere() -> bool:
+            return all(any(barrier in m for m in received[who]) for who in USERS)
+
+        assert await eventually(barrier_everywhere), {who: len(received[who]) for who in USERS}
         for ws in sockets:
             await ws.close()
         await asyncio.gather(*tasks)

@@ -43,6 +43,13 @@ async def hold(client: Any, network: Any, who: str = "police", *, key: str | Non
     return await client.post("/api/v1/holds", json=fields, headers=headers)
 
 
+async def new_case(client: Any, network: Any, who: str = "worker") -> str:
+    """A real case of the caller's organisation: a hold's case_code must be one (issue 9)."""
+    response = await client.post("/api/v1/cases", json={}, headers=network[who].headers)
+    assert response.status_code == 201, response.text
+    return response.json()["code"]
+
+
 async def pool_row(sessionmaker: Any, pool_id: str) -> BedPool:
     async with sessionmaker() as session:
         pool = await session.get(BedPool, pool_id)
@@ -118,18 +125,19 @@ async def test_planner_sees_the_address_only_once_the_hold_is_confirmed_and_it_i
 
 
 async def test_case_worker_hold_grants_the_address_and_hides_the_case_code_from_the_shelter(client, network) -> None:
+    code = await new_case(client, network)
     response = await hold(
         client,
         network,
         "worker",
         pool_id=network.pools["a"].id,
         beds=1,
-        case_code="C-7Q4K-2M",
+        case_code=code,
         expires_at=later(hours=2),
     )
     assert response.status_code == 201, response.text
     created = response.json()
-    assert created["case_code"] == "C-7Q4K-2M" and created["operation_id"] is None
+    assert created["case_code"] == code and created["operation_id"] is None
     shelter_view = (await client.get(f"/api/v1/holds/{created['id']}", headers=network["shelter_a"].headers)).json()
     assert shelter_view["case_code"] is None and shelter_view["status"] == "requested"
     await client.post(f"/api/v1/holds/{created['id']}/confirm", headers=network["shelter_a"].headers)
@@ -267,7 +275,7 @@ async def test_idempotency_key_returns_the_first_hold_and_refuses_another_body(c
         key="retry-1",
         pool_id=network.pools["a"].id,
         beds=1,
-        case_code="C-1",
+        case_code=await new_case(client, network),
         expires_at=later(hours=3),
     )
     assert other_user.status_code == 201 and other_user.json()["id"] != first.json()["id"]
@@ -310,7 +318,7 @@ async def test_standing_agreement_confirms_within_k_and_counts_held_beds(client,
     pool_id = network.pools["a"].id
     made = await client.post(
         "/api/v1/agreements",
-        json={"pool_id": pool_id, "beds": 2, "scope": "police"},
+        json={"pool_id": pool_id, "beds": 2, "scope": "police", "partner_org_id": network.orgs["police"].id},
         headers=network["shelter_a"].headers,
     )
     assert made.status_code == 201, made.text
@@ -327,7 +335,8 @@ async def test_standing_agreement_confirms_within_k_and_counts_held_beds(client,
     assert [h["status"] for h in (first, second, third)] == ["confirmed", "confirmed", "requested"]
     assert first["auto_confirmed"] and not third["auto_confirmed"]
     # Case workers are not covered by a police-only agreement.
-    case = await hold(client, network, "worker", pool_id=pool_id, beds=1, case_code="C-9", expires_at=later(hours=1))
+    code = await new_case(client, network)
+    case = await hold(client, network, "worker", pool_id=pool_id, beds=1, case_code=code, expires_at=later(hours=1))
     assert case.json()["status"] == "requested"
     await client.post(f"/api/v1/holds/{first['id']}/release", headers=network["police"].headers)
     fourth = await one()
@@ -345,12 +354,14 @@ async def test_standing_agreement_confirms_within_k_and_counts_held_beds(client,
         await client.post("/api/v1/agreements", json={"pool_id": pool_id, "beds": 1}, headers=network["police"].headers)
     ).status_code == 403
     again = await client.post(
-        "/api/v1/agreements", json={"pool_id": pool_id, "beds": 1}, headers=network["shelter_a"].headers
+        "/api/v1/agreements",
+        json={"pool_id": pool_id, "beds": 1, "partner_org_id": network.orgs["police"].id},
+        headers=network["shelter_a"].headers,
     )
     assert again.status_code == 409 and again.json()["error"] == "agreement_exists"
     too_big = await client.post(
         "/api/v1/agreements",
-        json={"pool_id": network.pools["a_family"].id, "beds": 4},
+        json={"pool_id": network.pools["a_family"].id, "beds": 4, "partner_org_id": network.orgs["police"].id},
         headers=network["shelter_a"].headers,
     )
     assert too_big.status_code == 422

@@ -165,7 +165,7 @@ async def test_rounds_of_mixed_concurrent_steps_never_break_the_invariant(client
                 steps.append(post(f"/api/v1/holds/{hold_id}/decline", {"reason": "full tonight"}, staff))
             # Two steps on the same hold at once: exactly one may win.
             if status == "confirmed" and rng.random() < 0.3:
-                steps.append(post(f"/api/v1/holds/{hold_id}/claim", {"beds_used": 0}, police))
+                steps.append(post(f"/api/v1/holds/{hold_id}/claim", {"beds_used": 1}, police))
             steps.append(client.get(f"/api/v1/holds/{hold_id}", headers=police))
         rng.shuffle(steps)
         await asyncio.gather(*steps)

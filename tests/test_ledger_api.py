@@ -140,7 +140,7 @@ async def test_single_approval_then_manual_payment_posts_actual_amount_and_relea
     paid = await client.post(
         f"/api/v1/disbursements/{d['id']}/pay",
         json={"method": "manual", "amount_cents": 42_000, "reference": "cheque 1042"},
-        headers={**worker.headers, "Idempotency-Key": "pay-1"},
+        headers={**approver.headers, "Idempotency-Key": "pay-1"},  # not the requester: separation of duties
     )
     assert paid.status_code == 200, paid.text
     assert paid.json()["status"] == "paid" and paid.json()["paid_cents"] == 42_000
@@ -148,7 +148,7 @@ async def test_single_approval_then_manual_payment_posts_actual_amount_and_relea
     replay = await client.post(
         f"/api/v1/disbursements/{d['id']}/pay",
         json={"method": "manual", "amount_cents": 42_000, "reference": "cheque 1042"},
-        headers={**worker.headers, "Idempotency-Key": "pay-1"},
+        headers={**approver.headers, "Idempotency-Key": "pay-1"},  # not the requester: separation of duties
     )
     assert replay.status_code == 200 and replay.json()["payment"]["id"] == paid.json()["payment"]["id"]
     twice = await client.post(

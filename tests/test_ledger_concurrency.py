@@ -8,10 +8,11 @@ import asyncio
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from ledger.cases import create_case
 from ledger.deposits import deposit
 from ledger.funds import create_fund, fund_summary
 from ledger.rules import DEFAULT_RULES, rules_to_document
-from ledger.rulesets import save_rule_set
+from ledger.rulesets import approve_rule_set, save_rule_set
 from tests.conftest import Network
 from tests.test_ledger_support import (
     assert_books_balance,
@@ -36,10 +37,30 @@ async def test_concurrent_approvals_never_overcommit(
     # Version 2 of the rules has no monthly budgets, so every request stays at one approval.
     document = rules_to_document(DEFAULT_RULES)
     document["caps"]["category_monthly_budget_cents"] = {}
+    # ... and a per-requester cap above the twelve, so that the race is between approvals only.
+    document["caps"]["requester_amount_cents_30d_max"] = 2_000_000
     async with sessionmaker() as session:
-        assert (await save_rule_set(session, fund_id, document, actor_user_id=network["admin"].id)).version == 2
+        admin, second = network["admin"].user, network["approver_community"].user
+        saved = await save_rule_set(
+            session, fund_id, document, actor_user_id=admin.id, actor_org_id=admin.organisation_id
+        )
+        assert saved.version == 2
+        await approve_rule_set(  # a second person, of another organisation, puts it in force
+            session,
+            fund_id,
+            2,
+            approver_user_id=second.id,
+            approver_org_id=second.organisation_id,
+            approver_is_admin=False,
+        )
     worker = network["worker_plain"]
-    case_codes = [await new_case(client, worker) for _ in range(12)]
+    # Twelve cases, more than the API opens for one worker in a day: made by the ledger directly.
+    async with sessionmaker() as session:
+        made = [
+            await create_case(session, lead_org_id=worker.user.organisation_id, created_by_user_id=worker.id)
+            for _ in range(12)
+        ]
+    case_codes = [case.code for case in made]
     ids = []
     for code in case_codes:
         response = await request_disbursement(

@@ -1,7 +1,8 @@
-"""Network admin: organisations, users and facilities."""
+"""Network admin: organisations, users and facilities, and the log of every read of a confidential address."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from litestar import Controller, Request, get, post
@@ -9,6 +10,7 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 from msgspec.structs import asdict
 
+from beds.audit import RELEASES_PAGE, ReleaseFilter
 from beds.models import PROVINCES
 from exchange.accounts.models import OrgKind, Role
 from exchange.admin.service import SERVICE, AdminService
@@ -83,6 +85,13 @@ def _listed(roles: list[str] | str) -> list[str]:
     return [roles] if isinstance(roles, str) else roles
 
 
+def _day(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
 def _done(notice: str) -> Redirect:
     return Redirect(path="/admin", query_params={"notice": notice}, status_code=303)
 
@@ -131,6 +140,11 @@ class AdminPages(Controller):
         await service.set_active(user_id, True)
         return _done("user_enabled")
 
+    @post("/users/{user_id:str}/unlock", status_code=303)
+    async def unlock_user(self, service: AdminService, user_id: str) -> Redirect:
+        await service.unlock(user_id)
+        return _done("user_unlocked")
+
     @post("/users/{user_id:str}/roles", status_code=303)
     async def set_roles(self, service: AdminService, user_id: str, data: Annotated[RolesForm, FORM]) -> Redirect:
         await service.set_roles(user_id, _listed(data.roles), lead_worker=data.lead_worker)
@@ -155,6 +169,39 @@ class AdminPages(Controller):
     ) -> Redirect:
         await service.edit_facility(facility_id, data.fields())
         return _done("facility_saved")
+
+    @get("/address-releases")
+    async def address_releases(
+        self,
+        request: Request,
+        service: AdminService,
+        facility_id: str | None = None,
+        organisation_id: str | None = None,
+        user_id: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Template:
+        """Every read of a confidential address, filterable by facility, reader's organisation, user and dates
+        (`since` and `until` are days, both included; a malformed day is no filter)."""
+        start, end = _day(since), _day(until)
+        release_filter = ReleaseFilter(
+            facility_id=facility_id or None,
+            organisation_id=organisation_id or None,
+            user_id=user_id or None,
+            since=datetime.combine(start, time(), UTC) if start else None,
+            until=datetime.combine(end + timedelta(days=1), time(), UTC) if end else None,
+        )
+        releases = await service.address_releases(release_filter)
+        return Template(
+            "admin_releases.html",
+            context=page_context(
+                request,
+                releases=releases,
+                since=start.isoformat() if start else "",
+                until=end.isoformat() if end else "",
+                limit=RELEASES_PAGE,
+            ),
+        )
 
     @post("/facilities/{facility_id:str}/pools", status_code=303)
     async def add_pool(self, service: AdminService, facility_id: str, data: Annotated[PoolForm, FORM]) -> Redirect:

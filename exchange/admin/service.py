@@ -11,16 +11,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
+from litestar.channels import ChannelsPlugin
 from litestar.di import Provide
 from litestar.exceptions import NotFoundException
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds import facilities
+from beds.audit import ReleaseFilter
 from beds.errors import Invalid
 from beds.models import BedPool, Facility
 from exchange.accounts import service as accounts
 from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.board.addresses import ReleaseRow, release_rows
+from exchange.live.events import publish_session_end
+from exchange.web import throttle
+from ledger.network_audit import record_network_event
 
 # Written by the shelter, never read back by the coalition (see `edit_facility`).
 CONFIDENTIAL_FIELDS = ("address", "intake_phone")
@@ -34,6 +40,15 @@ class Overview:
     pool_counts: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Releases:
+    rows: list[ReleaseRow]
+    filter: ReleaseFilter
+    organisations: list[Organisation]
+    users: list[User]
+    facilities: list[Facility]
+
+
 def _known_roles(roles: Iterable[str]) -> list[str]:
     roles = list(roles)
     if not roles or any(r not in set(Role) for r in roles):
@@ -42,9 +57,26 @@ def _known_roles(roles: Iterable[str]) -> list[str]:
 
 
 class AdminService:
-    def __init__(self, db: AsyncSession, actor: User) -> None:
+    def __init__(
+        self,
+        db: AsyncSession,
+        actor: User,
+        channels: ChannelsPlugin | None = None,
+        limiter: throttle.LoginThrottle | None = None,
+    ) -> None:
         self.db = db
         self.actor = actor
+        # To close a user's live sockets when their rights change; to lift the login waits of an account.
+        self.channels = channels
+        self.limiter = limiter
+
+    def _end_sessions_live(self, user_id: str) -> None:
+        if self.channels is not None:
+            publish_session_end(self.channels, user_id)
+
+    async def _audit(self, action: str, **detail: Any) -> None:
+        """Every admin action goes into the hash-chained network audit (ledger/network_audit.py), ids only."""
+        await record_network_event(self.db, action, self.actor.id, detail)
 
     async def overview(self) -> Overview:
         return Overview(
@@ -58,10 +90,12 @@ class AdminService:
         if kind not in set(OrgKind) or not name.strip():
             raise Invalid("invalid_organisation", "An organisation needs a name and a known kind.")
         try:
-            return await accounts.create_organisation(self.db, name=name, kind=kind, province=province)
+            organisation = await accounts.create_organisation(self.db, name=name, kind=kind, province=province)
         except IntegrityError as exc:
             await self.db.rollback()
             raise Invalid("duplicate_name", "An organisation with this name exists.") from exc
+        await self._audit("organisation_added", organisation=organisation.id, kind=kind)
+        return organisation
 
     async def _organisation(self, organisation_id: str) -> Organisation:
         organisation = await self.db.get(Organisation, organisation_id)
@@ -78,7 +112,7 @@ class AdminService:
             raise Invalid("weak_password", f"Passwords need at least {accounts.PASSWORD_MIN} characters.")
         await self._organisation(organisation_id)
         try:
-            return await accounts.create_user(
+            user = await accounts.create_user(
                 self.db,
                 username=username.strip(),
                 password=password,
@@ -89,11 +123,25 @@ class AdminService:
         except IntegrityError as exc:
             await self.db.rollback()
             raise Invalid("duplicate_username", "This username is taken.") from exc
+        await self._audit("user_added", user=user.id, organisation=organisation_id, roles=known)
+        return user
 
     async def set_active(self, user_id: str, active: bool) -> None:
         if not active and user_id == self.actor.id:
             raise Invalid("self_disable", "You cannot disable your own account.")
         await accounts.set_user_active(self.db, user_id, active)
+        await self._audit("user_enabled" if active else "user_disabled", user=user_id)
+        if not active:
+            self._end_sessions_live(user_id)
+
+    async def unlock(self, user_id: str) -> None:
+        """Lift every login wait of this account, from every address."""
+        user = await self.db.get(User, user_id)
+        if user is None:
+            raise NotFoundException("No such user.")
+        if self.limiter is not None:
+            await self.limiter.unlock(user.username)
+        await self._audit("user_unlocked", user=user_id)
 
     async def set_roles(self, user_id: str, roles: Iterable[str], *, lead_worker: bool) -> User:
         known = _known_roles(roles)
@@ -103,11 +151,16 @@ class AdminService:
         user = await accounts.set_user_roles(self.db, user_id, known, lead_worker)
         if user is None:
             raise NotFoundException("No such user.")
+        await self._audit("user_roles", user=user_id, roles=known, lead_worker=lead_worker)
+        # Open sockets filter by the roles they were opened with: they close, and the client reconnects with these.
+        self._end_sessions_live(user_id)
         return user
 
     async def add_facility(self, organisation_id: str, fields: dict[str, Any]) -> Facility:
         await self._organisation(organisation_id)
-        return await facilities.create_facility(self.db, organisation_id=organisation_id, **fields)
+        facility = await facilities.create_facility(self.db, organisation_id=organisation_id, **fields)
+        await self._audit("facility_added", facility=facility.id, organisation=organisation_id)
+        return facility
 
     async def facility_for_edit(self, facility_id: str) -> tuple[Facility, list[Organisation]]:
         """The facility and every organisation it could belong to."""
@@ -120,14 +173,29 @@ class AdminService:
         """The address and phone are write-only here: the coalition manages facilities without reading where
         people sleep, and an empty field keeps what the shelter gave."""
         kept = {k: v for k, v in fields.items() if v or k not in CONFIDENTIAL_FIELDS}
-        return await facilities.update_facility(self.db, facility_id, **kept)
+        facility = await facilities.update_facility(self.db, facility_id, **kept)
+        await self._audit("facility_edited", facility=facility_id, fields=sorted(kept))
+        return facility
 
     async def add_pool(self, facility_id: str, *, profile: str, capacity: int) -> BedPool:
-        return await facilities.add_pool(self.db, facility_id, profile=profile, capacity=capacity)
+        pool = await facilities.add_pool(self.db, facility_id, profile=profile, capacity=capacity)
+        await self._audit("pool_added", facility=facility_id, pool=pool.id, capacity=capacity)
+        return pool
+
+    async def address_releases(self, release_filter: ReleaseFilter) -> Releases:
+        """Every read of a confidential address in the network the filter matches, newest first, with what the
+        filter form offers to choose from."""
+        return Releases(
+            await release_rows(self.db, release_filter),
+            release_filter,
+            await accounts.organisations(self.db),
+            await accounts.users(self.db),
+            await facilities.all_facilities(self.db),
+        )
 
 
 def provide_admin_service(request: Request[User, str, object], db: AsyncSession) -> AdminService:
-    return AdminService(db, request.user)
+    return AdminService(db, request.user, request.app.plugins.get(ChannelsPlugin), throttle.for_app(request.app))
 
 
 # The admin controller declares this: its handlers take `service: AdminService`.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post, put
+from litestar import Controller, Request, get, post, put
 from msgspec.structs import asdict
 
 from exchange.accounts.models import Role
@@ -18,6 +18,7 @@ from exchange.board.schemas import (
 )
 from exchange.board.service import SERVICE, BoardService
 from exchange.web.auth import requires_roles
+from exchange.web.forms import idempotency_key, request_hash
 
 
 class FacilityController(Controller):
@@ -43,16 +44,20 @@ class PoolController(Controller):
     dependencies = SERVICE
 
     @post("/{pool_id:str}/adjust", status_code=200)
-    async def adjust(self, service: BoardService, pool_id: str, data: AdjustRequest) -> PoolOut:
-        return PoolOut.of(await service.adjust_pool(pool_id, **asdict(data)))
+    async def adjust(self, request: Request, service: BoardService, pool_id: str, data: AdjustRequest) -> PoolOut:
+        once = service.idempotency(idempotency_key(request), request_hash(data, action="adjust", pool_id=pool_id))
+        return PoolOut.of(await service.adjust_pool(pool_id, **asdict(data), idempotency=once))
 
     @put("/{pool_id:str}")
     async def put_pool(self, service: BoardService, pool_id: str, data: PutPoolRequest) -> PoolOut:
         return PoolOut.of(await service.set_pool_counts(pool_id, **asdict(data)))
 
     @post("/{pool_id:str}/surge", status_code=201)
-    async def add_surge(self, service: BoardService, pool_id: str, data: SurgeRequest) -> PoolOut:
-        pool = await service.add_surge(pool_id, beds=data.beds, until=data.expires_at, reason=data.reason)
+    async def add_surge(self, request: Request, service: BoardService, pool_id: str, data: SurgeRequest) -> PoolOut:
+        once = service.idempotency(idempotency_key(request), request_hash(data, action="surge", pool_id=pool_id))
+        pool = await service.add_surge(
+            pool_id, beds=data.beds, until=data.expires_at, reason=data.reason, idempotency=once
+        )
         return PoolOut.of(pool)
 
     @get("/{pool_id:str}/history")

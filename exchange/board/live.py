@@ -1,12 +1,86 @@
-"""The board's live fragment: a pool's row, swapped out-of-band on every board that shows it."""
+"""The board on the wire: a pool's change published in the versions its audiences may see, and its row, swapped
+out-of-band on every board that shows it.
+
+Beds held for a police operation are told as held only to the parties (the police service holding them, the
+facility's organisation, the coordinators); every other account receives the same pool with those beds counted as
+not free (beds/board.py `as_seen`), so a bulk allocation shows nowhere as a jump in held beds.
+"""
 
 from __future__ import annotations
 
-from litestar import WebSocket
+from datetime import datetime
+from typing import Any
 
-from exchange.live.events import Event
+from litestar import WebSocket
+from litestar.channels import ChannelsPlugin
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from beds.board import as_seen, police_held
+from beds.models import BedPool, Facility
+from beds.timeutil import utcnow
+from exchange.live.events import Audience, Event, publish
 from exchange.live.sockets import BoardContext
 from exchange.web import i18n
+
+COORDINATOR = "coordinator"
+
+
+def pool_json(pool: Any) -> dict[str, Any]:
+    updated_at: datetime = pool.updated_at
+    return {
+        "id": pool.id,
+        "profile": str(pool.profile),
+        "capacity": pool.capacity,
+        "occupied": pool.occupied,
+        "out_of_service": pool.out_of_service,
+        "held": pool.held,
+        "free": pool.free,
+        "version": pool.version,
+        "updated_at": updated_at.isoformat(),
+    }
+
+
+def _payload(pool: Any, facility_id: str, at: str) -> dict[str, Any]:
+    return {"type": "pool.updated", "pool": pool_json(pool), "facility_id": facility_id, "at": at}
+
+
+async def publish_pool_views(session: AsyncSession, channels: ChannelsPlugin, pool: BedPool) -> None:
+    """`pool.updated` to every logged-in account, each receiving only the police holds it is party to.
+
+    Without police holds in the pool, one event for everyone. With them: the full counts to the facility's
+    organisation and the coordinators; to each police service holding beds there, the pool with the other
+    services' police-held beds as not free; to everyone else, the pool with every police-held bed as not free.
+    """
+    at = utcnow().isoformat()
+    by_org = (await police_held(session, [pool.id])).get(pool.id, {})
+    if not by_org:
+        publish(channels, "pool.updated", _payload(pool, pool.facility_id, at), Audience())
+        return
+    facility_org = await session.scalar(select(Facility.organisation_id).where(Facility.id == pool.facility_id))
+    parties = (str(facility_org),)
+    publish(
+        channels,
+        "pool.updated",
+        _payload(pool, pool.facility_id, at),
+        Audience(organisations=parties, roles=(COORDINATOR,)),
+    )
+    for org, beds in by_org.items():
+        if org in parties:
+            continue
+        others = sum(by_org.values()) - beds
+        publish(
+            channels,
+            "pool.updated",
+            _payload(as_seen(pool, others), pool.facility_id, at),
+            Audience(organisations=(org,), except_organisations=parties, except_roles=(COORDINATOR,)),
+        )
+    publish(
+        channels,
+        "pool.updated",
+        _payload(as_seen(pool, sum(by_org.values())), pool.facility_id, at),
+        Audience(except_organisations=(*parties, *by_org), except_roles=(COORDINATOR,)),
+    )
 
 
 def render_pool_row(event: Event, ctx: BoardContext, socket: WebSocket) -> str | None:

@@ -122,6 +122,7 @@ class FacilityPages(Controller):
                 show_contact=view.show_contact,
                 can_edit=view.can_edit,
                 history=view.history,
+                readers=view.readers,
                 now=utcnow(),
             ),
         )

@@ -6,11 +6,11 @@ from litestar import Litestar
 from litestar.channels import ChannelsPlugin
 
 from beds.pools import expire_surges
-from exchange.live.events import publish_pool
+from exchange.board.live import publish_pool_views
 
 
 async def sweep_surges(app: Litestar) -> None:
     channels = app.plugins.get(ChannelsPlugin)
     async with app.state.sessionmaker() as session:
         for pool in await expire_surges(session):
-            publish_pool(channels, pool)
+            await publish_pool_views(session, channels, pool)

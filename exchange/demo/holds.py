@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 async def seed_holds(session: AsyncSession, net: DemoNetwork) -> None:
     police = net.users["police"]
     staff = [net.users["shelter"], net.users["shelter2"]]
-    # One agreement per demo shelter user: their first pool with room keeps a bed or two for holds.
+    # One agreement per demo shelter user: their first pool with room keeps a bed or two for the demo
+    # police service, the agreements' named partner (only its holds are confirmed at once).
     for user, beds, scope in zip(staff, (2, 1), ("police", "all"), strict=True):
         facility_ids = [f.id for f in net.facilities if f.organisation_id == user.organisation_id]
         pool = (
@@ -34,7 +35,15 @@ async def seed_holds(session: AsyncSession, net: DemoNetwork) -> None:
             .first()
         )
         if pool is not None and pool.capacity >= beds:
-            await agreement_ops.create_agreement(session, viewer_for(user), pool_id=pool.id, beds=beds, scope=scope)
+            await agreement_ops.create_agreement(
+                session,
+                viewer_for(user),
+                pool_id=pool.id,
+                beds=beds,
+                partner_org_id=police.organisation_id,
+                partner_exists=True,
+                scope=scope,
+            )
     now = utcnow()
     aurore = NewOperation(
         code_name="Opération Aurore (demo)",

@@ -32,8 +32,21 @@ from exchange.fund.service import SERVICE, FundService
 from exchange.web.auth import requires_roles
 from exchange.web.forms import idempotency_key, request_hash
 from ledger.cards import IssuedCard
+from ledger.errors import Invalid
 from ledger.models import Disbursement
 from ledger.stripe_models import Card
+
+
+async def require_integer_cents(request: Request[User, str, object], *fields: str) -> None:
+    """Money is a JSON integer of cents: "100", 100.0 or true are refused, not coerced (the handler's body
+    was already converted leniently, so this reads the JSON as sent)."""
+    body = await request.json()
+    if not isinstance(body, dict):
+        return
+    for name in fields:
+        value = body.get(name)
+        if value is not None and type(value) is not int:
+            raise Invalid("invalid_amount", f"{name} is a JSON integer of cents, like 2500 for 25.00.", field=name)
 
 
 async def disbursement_out(service: FundService, d: Disbursement) -> DisbursementOut:
@@ -47,8 +60,11 @@ class CaseController(Controller):
     dependencies = SERVICE
 
     @post("/", status_code=201)
-    async def create_case(self, service: FundService, data: CaseCreate | None = None) -> CaseOut:
-        case = await service.create_case()
+    async def create_case(
+        self, request: Request[User, str, object], service: FundService, data: CaseCreate | None = None
+    ) -> CaseOut:
+        key, digest = idempotency_key(request), request_hash(data)
+        case = await service.create_case(idempotency_key=key, request_hash=digest)
         return CaseOut(code=case.code, lead_org_id=case.lead_org_id)
 
 
@@ -69,6 +85,7 @@ class FundController(Controller):
     async def deposit(
         self, request: Request[User, str, object], service: FundService, fund_id: str, data: DepositRequest
     ) -> EntryOut:
+        await require_integer_cents(request, "amount_cents")
         key, digest = idempotency_key(request), request_hash(data, fund_id=fund_id)
         result = await service.deposit(fund_id, **asdict(data), idempotency_key=key, request_hash=digest)
         return EntryOut.of(result.entry)
@@ -96,6 +113,7 @@ class DisbursementController(Controller):
     async def request_disbursement(
         self, request: Request[User, str, object], service: FundService, data: DisbursementRequest
     ) -> DisbursementOut:
+        await require_integer_cents(request, "amount_cents")
         key, digest = idempotency_key(request), request_hash(data)
         result = await service.request_disbursement(data.new_disbursement(), idempotency_key=key, request_hash=digest)
         return await disbursement_out(service, result.disbursement)
@@ -105,8 +123,13 @@ class DisbursementController(Controller):
         return await disbursement_out(service, await service.disbursement(disbursement_id))
 
     @post("/{disbursement_id:str}/approve", status_code=200, guards=[requires_roles(Role.FUND_APPROVER)])
-    async def approve(self, service: FundService, disbursement_id: str) -> DisbursementOut:
-        return await disbursement_out(service, await service.approve(disbursement_id))
+    async def approve(
+        self, request: Request[User, str, object], service: FundService, disbursement_id: str
+    ) -> DisbursementOut:
+        key, digest = idempotency_key(request), request_hash(None, disbursement_id=disbursement_id)
+        return await disbursement_out(
+            service, await service.approve(disbursement_id, idempotency_key=key, request_hash=digest)
+        )
 
     @post("/{disbursement_id:str}/reject", status_code=200, guards=[requires_roles(Role.FUND_APPROVER)])
     async def reject(self, service: FundService, disbursement_id: str, data: RejectRequest) -> DisbursementOut:
@@ -124,6 +147,7 @@ class DisbursementController(Controller):
     async def pay(
         self, request: Request[User, str, object], service: FundService, disbursement_id: str, data: PayRequest
     ) -> Response:
+        await require_integer_cents(request, "amount_cents")
         key, digest = idempotency_key(request), request_hash(data, disbursement_id=disbursement_id)
         result = await service.pay(disbursement_id, **asdict(data), idempotency_key=key, request_hash=digest)
         body = msgspec.to_builtins(await disbursement_out(service, result.disbursement))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
@@ -20,10 +21,10 @@ from exchange.fund.service import SERVICE, FundService
 from exchange.web.auth import requires_roles
 from exchange.web.forms import parse_money
 from exchange.web.nav import page_context
-from ledger.errors import LedgerError
+from ledger.errors import Invalid, LedgerError
 from ledger.models import CATEGORIES, Disbursement
 from ledger.payments import MANUAL
-from ledger.rules import format_rules
+from ledger.rules import format_rules, parse_rules
 
 FORM = Body(media_type=RequestEncodingType.URL_ENCODED)
 FundParam = Annotated[str | None, QueryParameter(name="fund")]
@@ -185,20 +186,41 @@ class LedgerPages(Controller):
             context=page_context(request, funds=funds, fund=fund, report=report, categories=CATEGORIES),
         )
 
-    # Network admin: the rule set editor, with validation and a preview on recent requests.
-    @get("/rules", guards=[requires_roles(Role.NETWORK_ADMIN)])
+    # Network admin: the rule set editor, with validation and a preview on recent requests. A saved version
+    # waits for a second person (another admin, or an approver of another organisation), who sees it here.
+    @get("/rules", guards=[requires_roles(Role.NETWORK_ADMIN, Role.FUND_APPROVER)])
     async def rules_page(
         self,
         request: Request[User, str, object],
         service: FundService,
         fund_id: FundParam = None,
         saved: int | None = None,
+        approved: int | None = None,
     ) -> Template:
         funds, fund = await service.fund_choice(fund_id)
-        context: dict[str, Any] = {"funds": funds, "fund": fund, "saved": saved, "versions": [], "document": ""}
+        context: dict[str, Any] = {
+            "funds": funds,
+            "fund": fund,
+            "saved": saved,
+            "approved": approved,
+            "versions": [],
+            "document": "",
+            "pending": None,
+            "pending_document": "",
+            "may_approve": False,
+            "may_edit": request.user.has(Role.NETWORK_ADMIN),
+            "ceilings": service.rule_ceilings(),
+        }
         if fund is not None:
             version, rules, versions = await service.rules(fund.id)
             context.update(versions=versions, document=format_rules(rules), current=version)
+            pending = await service.pending_rules(fund.id)
+            if pending is not None:
+                context.update(
+                    pending=pending,
+                    pending_document=format_rules(parse_rules(pending.document)),
+                    may_approve=service.may_approve_rules(pending),
+                )
         return Template("ledger/rules.html", context=page_context(request, **context))
 
     @post("/rules/preview", guards=[requires_roles(Role.NETWORK_ADMIN)])
@@ -215,3 +237,19 @@ class LedgerPages(Controller):
         return Redirect(
             path="/ledger/rules", query_params={"fund": data.fund_id, "saved": str(version.version)}, status_code=303
         )
+
+    @post("/rules/approve", guards=[requires_roles(Role.NETWORK_ADMIN, Role.FUND_APPROVER)])
+    async def rules_approve(self, service: FundService, data: Annotated[RulesApproveForm, FORM]) -> Redirect:
+        if not data.version.isdigit():
+            raise Invalid("invalid_version", "Choose a version to approve.")
+        version = await service.approve_rules(data.fund_id, int(data.version))
+        return Redirect(
+            path="/ledger/rules",
+            query_params={"fund": data.fund_id, "approved": str(version.version)},
+            status_code=303,
+        )
+
+
+class RulesApproveForm(msgspec.Struct):
+    fund_id: str
+    version: str

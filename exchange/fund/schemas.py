@@ -175,7 +175,7 @@ class AuditOut(msgspec.Struct):
             entries=result.journal.count,
             head_hash=result.journal.head_hash,
             first_bad_entry=result.journal.first_bad_id,
-            problem=result.journal.problem or result.events.problem,
+            problem=result.journal.problem or result.events.problem or (result.anchor and result.anchor.problem),
             audit_events=result.events.count,
             audit_head_hash=result.events.head_hash,
             first_bad_event=result.events.first_bad_id,

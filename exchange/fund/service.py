@@ -23,17 +23,19 @@ from exchange.fund.schemas import Period
 from exchange.live.events import Audience, publish
 from exchange.registry import CardIssuerFactory
 from exchange.settings import Settings
-from ledger import cases, deposits, disbursements, funds, journal, payments, reports, rulesets, verify
+from exchange.web.personal_data import refuse_personal_data, refuse_personal_data_in
+from ledger import cards, cases, deposits, disbursements, funds, journal, payments, reports, rulesets, verify
 from ledger.deposits import DepositResult
 from ledger.disbursements import LedgerViewer, NewDisbursement, Requester, RequestResult
-from ledger.errors import Forbidden
+from ledger.errors import Conflict, Forbidden, Invalid
 from ledger.funds import FundSummary
 from ledger.journal import EntryView
 from ledger.models import Approval, Case, Disbursement, Fund, Payment, RuleSetVersion, Status
 from ledger.payments import STRIPE_CARD, CardIssuer, PaymentResult
 from ledger.reports import SpendingReport
 from ledger.rules import Approver, RuleSet, parse_rules
-from ledger.rulesets import PreviewRow
+from ledger.rulesets import PreviewRow, RuleCeilings
+from ledger.stripe_models import CardStatus
 from ledger.verify import FundAudit
 
 DISBURSEMENT_EVENT = "ledger.disbursement"
@@ -111,6 +113,18 @@ async def visible_disbursement(db: AsyncSession, user: User, disbursement_id: st
     return await disbursements.visible_disbursement(db, disbursement_id, ledger_viewer(user))
 
 
+async def check_payer(db: AsyncSession, user: User, disbursement_id: str, method: str) -> None:
+    """Who may pay, before anything about the input: 404 for whoever may not see the request; approvers and
+    the requester may pay; nobody records the manual payment of their own request (separation of duties: a
+    card is limited to the approved amount and the category's merchants, a manual payment is only a record)."""
+    viewer = ledger_viewer(user)
+    found = await disbursements.visible_disbursement(db, disbursement_id, viewer)
+    if not (viewer.is_approver or found.requester_id == user.id):
+        raise Forbidden("forbidden", "Only an approver or the requester records a payment.")
+    if method != STRIPE_CARD and found.requester_id == user.id:
+        raise Forbidden("own_request", "Someone else records the payment of your own request.")
+
+
 async def pay_as(
     db: AsyncSession,
     user: User,
@@ -124,10 +138,7 @@ async def pay_as(
     request_hash: str | None = None,
 ) -> PaymentResult:
     """Approvers and the requester may pay; anyone else does not see the request at all."""
-    viewer = ledger_viewer(user)
-    found = await disbursements.visible_disbursement(db, disbursement_id, viewer)
-    if not (viewer.is_approver or found.requester_id == user.id):
-        raise Forbidden("forbidden", "Only an approver or the requester records a payment.")
+    await check_payer(db, user, disbursement_id, method)
     await db.rollback()  # end the read; the payment takes the fund lock in a transaction of its own
     return await payments.pay(
         db,
@@ -159,8 +170,17 @@ class FundService:
 
     # --- cases ---------------------------------------------------------------------------------------------
 
-    async def create_case(self) -> Case:
-        return await cases.create_case(self.db, lead_org_id=self.user.organisation_id, created_by_user_id=self.user.id)
+    async def create_case(self, *, idempotency_key: str | None = None, request_hash: str | None = None) -> Case:
+        """A new case of the user's organisation, at most `cases_per_user_per_day` a day (409 `case_limit`)."""
+        result = await cases.open_case(
+            self.db,
+            lead_org_id=self.user.organisation_id,
+            created_by_user_id=self.user.id,
+            daily_limit=self.settings.cases_per_user_per_day,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        return result.case
 
     async def cases(self) -> list[Case]:
         return await cases.cases_for_org(self.db, self.user.organisation_id)
@@ -181,6 +201,8 @@ class FundService:
     async def deposit(
         self, fund_id: str, *, amount_cents: int, source: str, note: str, idempotency_key: str | None, request_hash: str
     ) -> DepositResult:
+        refuse_personal_data("note", note)
+        self.check_amount(amount_cents)
         return await deposits.deposit(
             self.db,
             fund_id,
@@ -198,7 +220,7 @@ class FundService:
         return fund, await journal.list_entries(self.db, fund_id, start=period.start, end=period.end, limit=limit)
 
     async def audit(self, fund_id: str) -> FundAudit:
-        return await verify.verify_fund(self.db, fund_id)
+        return await verify.verify_fund(self.db, fund_id, public_key=self.settings.ledger_public_key)
 
     async def spending(self, fund_id: str) -> SpendingReport:
         return await reports.spending_report(self.db, fund_id)
@@ -208,6 +230,8 @@ class FundService:
     async def request_disbursement(
         self, new: NewDisbursement, *, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> RequestResult:
+        refuse_personal_data_in(payee=new.payee, note=new.note)
+        self.check_amount(new.amount_cents)
         result = await disbursements.request_disbursement(
             self.db, new, requester=requester_of(self.user), idempotency_key=idempotency_key, request_hash=request_hash
         )
@@ -230,19 +254,69 @@ class FundService:
         approved = await disbursements.list_disbursements(self.db, status=Status.APPROVED, limit=50)
         return waiting, approved
 
-    async def approve(self, disbursement_id: str) -> Disbursement:
+    async def approve(
+        self, disbursement_id: str, *, idempotency_key: str | None = None, request_hash: str | None = None
+    ) -> Disbursement:
         return await self._published(
-            await disbursements.approve(self.db, disbursement_id, approver=approver_of(self.user))
+            await disbursements.approve(
+                self.db,
+                disbursement_id,
+                approver=approver_of(self.user),
+                idempotency_key=idempotency_key,
+                request_hash=request_hash,
+            )
         )
 
     async def reject(self, disbursement_id: str, reason: str) -> Disbursement:
+        refuse_personal_data("reason", reason)
+        found = await self.disbursement(disbursement_id)
+        cancelled = None
+        if found.requester_id != self.user.id:  # the ledger refuses one's own request, before any Stripe call
+            cancelled = await self._cancel_card_first(found)
         return await self._published(
-            await disbursements.reject(self.db, disbursement_id, approver=approver_of(self.user), reason=reason)
+            await disbursements.reject(
+                self.db, disbursement_id, approver=approver_of(self.user), reason=reason, cancelled_card=cancelled
+            )
         )
 
     async def cancel(self, disbursement_id: str) -> Disbursement:
-        await self.disbursement(disbursement_id)
-        return await self._published(await disbursements.cancel(self.db, disbursement_id, user_id=self.user.id))
+        found = await self.disbursement(disbursement_id)
+        cancelled = await self._cancel_card_first(found) if found.requester_id == self.user.id else None
+        return await self._published(
+            await disbursements.cancel(self.db, disbursement_id, user_id=self.user.id, cancelled_card=cancelled)
+        )
+
+    async def _cancel_card_first(self, d: Disbursement) -> str | None:
+        """Before an approved request ends, its open virtual card is cancelled at Stripe, so that nothing can
+        spend on it afterwards; the Stripe id of the card cancelled, or None when it has no open card. 409
+        `card_in_use` when the card has spent (close the card instead), `card_open` without Stripe."""
+        if d.status != Status.APPROVED:
+            return None
+        card = await cards.card_for_disbursement(self.db, d.id)
+        if card is None or card.status != CardStatus.OPEN:
+            return None
+        if await disbursements.card_in_use(self.db, card):
+            raise disbursements.card_in_use_error()
+        issuer = card_issuer(self.settings, self.card_issuers)
+        if issuer is None:
+            raise Conflict(
+                disbursements.CARD_OPEN,
+                "This request's virtual card is still open and Stripe is not set up here to cancel it.",
+            )
+        stripe_card_id = card.stripe_card_id
+        await self.db.rollback()  # no transaction stays open across the Stripe call
+        await issuer.cancel_card(stripe_card_id)
+        return stripe_card_id
+
+    def check_amount(self, amount_cents: int | None) -> None:
+        """No money field goes above the `max_amount_cents` setting (the API's and the forms' ceiling)."""
+        ceiling = self.settings.max_amount_cents
+        if amount_cents is not None and amount_cents > ceiling:
+            raise Invalid(
+                "amount_too_large",
+                f"The amount is above the most this exchange accepts ({ceiling} cents).",
+                max_cents=ceiling,
+            )
 
     async def pay(
         self,
@@ -254,6 +328,8 @@ class FundService:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
     ) -> PaymentResult:
+        await check_payer(self.db, self.user, disbursement_id, method)  # who may pay comes before the input
+        self.check_amount(amount_cents)
         result = await pay_as(
             self.db,
             self.user,
@@ -270,17 +346,57 @@ class FundService:
 
     # --- rule sets -----------------------------------------------------------------------------------------
 
+    def rule_ceilings(self) -> RuleCeilings:
+        return RuleCeilings(
+            fast_path_cents_max=self.settings.rules_fast_path_ceiling_cents,
+            single_approval_cents_max=self.settings.rules_single_approval_ceiling_cents,
+        )
+
     async def rules(self, fund_id: str) -> tuple[RuleSetVersion, RuleSet, list[RuleSetVersion]]:
-        """The current version and its rules, and every version, newest first."""
+        """The version in force and its rules, and every version, newest first."""
         version, rules = await rulesets.current_rule_set(self.db, fund_id)
         return version, rules, await rulesets.rule_set_versions(self.db, fund_id)
 
+    async def pending_rules(self, fund_id: str) -> RuleSetVersion | None:
+        """The version waiting for a second person's approval, if any."""
+        return await rulesets.pending_rule_set(self.db, fund_id)
+
+    def may_approve_rules(self, pending: RuleSetVersion) -> bool:
+        """Another admin, or a fund approver of another organisation than the author's."""
+        if pending.created_by_user_id == self.user.id:
+            return False
+        if self.user.has(Role.NETWORK_ADMIN):
+            return True
+        return self.user.has(Role.FUND_APPROVER) and pending.created_by_org_id not in (None, self.user.organisation_id)
+
     async def preview_rules(self, fund_id: str, document: str) -> list[PreviewRow]:
         """What the draft would have decided for the fund's recent requests; `Invalid` names what is wrong."""
-        return await rulesets.preview_rule_set(self.db, fund_id, parse_rules(document))
+        rules = rulesets.check_ceilings(parse_rules(document), self.rule_ceilings())
+        return await rulesets.preview_rule_set(self.db, fund_id, rules)
 
     async def save_rules(self, fund_id: str, document: str) -> RuleSetVersion:
-        return await rulesets.save_rule_set(self.db, fund_id, document, actor_user_id=self.user.id)
+        """A new version, pending until a second person approves it (`approve_rules`)."""
+        return await rulesets.save_rule_set(
+            self.db,
+            fund_id,
+            document,
+            actor_user_id=self.user.id,
+            actor_org_id=self.user.organisation_id,
+            ceilings=self.rule_ceilings(),
+        )
+
+    async def approve_rules(self, fund_id: str, version: int) -> RuleSetVersion:
+        if not (self.user.has(Role.NETWORK_ADMIN) or self.user.has(Role.FUND_APPROVER)):
+            raise Forbidden("forbidden", "Only an admin or a fund approver approves a rule set.")
+        return await rulesets.approve_rule_set(
+            self.db,
+            fund_id,
+            version,
+            approver_user_id=self.user.id,
+            approver_org_id=self.user.organisation_id,
+            approver_is_admin=self.user.has(Role.NETWORK_ADMIN),
+            ceilings=self.rule_ceilings(),
+        )
 
 
 def provide_fund_service(

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 
+from beds.holds import BulkResult
 from beds.holds_models import Agreement, Hold, Operation, OperationNeed
 from beds.planner import Plan, PlanOptions
 from beds.visibility import Viewer
@@ -16,9 +17,11 @@ from exchange.holds.schemas import (
     AgreementRequest,
     ClaimRequest,
     DeclineRequest,
+    DeclineRequesterRequest,
     HoldRequest,
     OperationRequest,
     PlanRequest,
+    ReleaseAllRequest,
 )
 from exchange.holds.service import SERVICE, HoldService
 from exchange.web.auth import requires_roles
@@ -59,11 +62,24 @@ def agreement_json(agreement: Agreement) -> dict[str, Any]:
         "facility_id": agreement.facility_id,
         "beds": agreement.beds,
         "beds_in_use": agreement.beds_in_use,
+        "partner_org_id": agreement.partner_org_id,
         "scope": agreement.scope,
         "note": agreement.note,
         "active": agreement.active,
         "created_at": agreement.created_at.isoformat(),
         "ended_at": agreement.ended_at.isoformat() if agreement.ended_at else None,
+    }
+
+
+def bulk_json(result: BulkResult, viewer: Viewer) -> dict[str, Any]:
+    incident = result.incident
+    return {
+        "incident_id": incident.id,
+        "kind": incident.kind,
+        "holds": [hold_for_viewer(c.hold, viewer) for c in result.changes],
+        "count": incident.holds,
+        "beds": incident.beds,
+        "at": incident.at.isoformat(),
     }
 
 
@@ -77,8 +93,10 @@ class OperationController(Controller):
     dependencies = SERVICE
 
     @post("/", guards=[requires_roles(Role.POLICE_PLANNER)], status_code=201)
-    async def create(self, service: HoldService, data: OperationRequest) -> dict:
-        operation, needs = await service.create_operation(data.new_operation())
+    async def create(self, request: Request[User, str, object], service: HoldService, data: OperationRequest) -> dict:
+        operation, needs = await service.create_operation(
+            data.new_operation(), idempotency_key=idempotency_key(request), request_hash=request_hash(data)
+        )
         return operation_json(operation, needs, [], service.viewer)
 
     @get("/")
@@ -119,6 +137,19 @@ class HoldController(Controller):
         )
         return hold_for_viewer(hold, service.viewer)
 
+    @post("/decline-requester", guards=[requires_roles(Role.SHELTER_STAFF)], status_code=200)
+    async def decline_requester(self, service: HoldService, data: DeclineRequesterRequest) -> dict:
+        """Decline every open request of one requester at the caller's facilities, in one action."""
+        return bulk_json(await service.decline_requester(data.requested_by, data.reason), service.viewer)
+
+    @post("/release-all", guards=[requires_roles(Role.COORDINATOR)], status_code=200)
+    async def release_all(self, service: HoldService, data: ReleaseAllRequest) -> dict:
+        """The incident button: release every active hold of one user or organisation, recorded."""
+        result = await service.release_all(
+            user_id=data.user_id, organisation_id=data.organisation_id, reason=data.reason
+        )
+        return bulk_json(result, service.viewer)
+
     @get("/{hold_id:str}")
     async def get_hold(self, service: HoldService, hold_id: str) -> dict:
         return hold_for_viewer(await service.visible_hold(hold_id), service.viewer)
@@ -148,7 +179,7 @@ class AgreementController(Controller):
     @post("/", guards=[requires_roles(Role.SHELTER_STAFF)], status_code=201)
     async def create(self, service: HoldService, data: AgreementRequest) -> dict:
         agreement = await service.create_agreement(
-            pool_id=data.pool_id, beds=data.beds, scope=data.scope, note=data.note
+            pool_id=data.pool_id, beds=data.beds, partner_org_id=data.partner_org_id, scope=data.scope, note=data.note
         )
         return agreement_json(agreement)
 

@@ -8,12 +8,14 @@ from typing import Any
 
 from litestar import WebSocket
 from litestar.channels import ChannelsPlugin
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.holds import HoldChange
 from beds.holds_models import Hold
 from beds.timeutil import utcnow
 from beds.visibility import Viewer, may_see_case_code, on_holders_side
-from exchange.live.events import Audience, Event, publish, publish_pool
+from exchange.board.live import publish_pool_views
+from exchange.live.events import Audience, Event, publish
 from exchange.live.sockets import BoardContext
 from exchange.web import i18n
 
@@ -37,6 +39,8 @@ def hold_json(hold: Hold, *, holders_side: bool = True) -> dict[str, Any]:
         "need_profile": hold.need_profile,
         "service_name": hold.service_name,
         "requested_by_org": hold.requested_by_org,
+        # The requesting account (an opaque id): what a shelter names to decline all of its requests at once.
+        "requested_by": hold.requested_by,
         "window_start": _iso(hold.window_start),
         "window_end": _iso(hold.window_end),
         "auto_confirmed": hold.auto_confirmed,
@@ -74,12 +78,12 @@ def publish_hold(channels: ChannelsPlugin, hold: Hold, change: str) -> None:
         )
 
 
-def publish_change(channels: ChannelsPlugin, change: HoldChange) -> None:
+async def publish_change(session: AsyncSession, channels: ChannelsPlugin, change: HoldChange) -> None:
     if change.replayed:
         return
     publish_hold(channels, change.hold, change.change)
     if change.pool is not None:
-        publish_pool(channels, change.pool)
+        await publish_pool_views(session, channels, change.pool)
 
 
 def publish_unanswered(channels: ChannelsPlugin, hold: Hold) -> None:

@@ -12,6 +12,7 @@ from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
+from beds.errors import Invalid
 from beds.models import PROVINCES, Profile
 from beds.planner import PlanOptions
 from beds.timeutil import utcnow
@@ -20,6 +21,8 @@ from exchange.holds.schemas import (
     AgreementForm,
     ClaimForm,
     DeclineForm,
+    DeclineRequesterForm,
+    IncidentForm,
     NextForm,
     OperationForm,
     PlanForm,
@@ -28,6 +31,12 @@ from exchange.holds.service import SERVICE, HoldService
 from exchange.web.auth import requires_roles
 from exchange.web.forms import FORM, safe_next
 from exchange.web.nav import page_context
+
+
+def _confirmed(value: str) -> None:
+    """A bulk step runs only once its box is ticked: the page asks before it acts."""
+    if value != "yes":
+        raise Invalid("confirmation_required", "Tick the box to confirm this step; it acts on several holds at once.")
 
 
 def _page(request: Request, template: str, block: str, context: dict[str, Any]) -> Template:
@@ -112,8 +121,40 @@ class HoldPages(Controller):
         now = utcnow()
         holds = await service.requests()
         labels = await service.pools_with_facilities({h.pool_id for h in holds})
-        context = page_context(request, holds=holds, labels=labels, now=now)
+        # Open requests by requester, for "decline every open request of this requester" (largest first).
+        open_by: dict[str, dict[str, Any]] = {}
+        for hold in holds:
+            if hold.status == "requested":
+                entry = open_by.setdefault(
+                    hold.requested_by,
+                    {"requested_by": hold.requested_by, "service_name": hold.service_name, "holds": 0, "beds": 0},
+                )
+                entry["holds"] += 1
+                entry["beds"] += hold.beds
+        requesters = sorted(open_by.values(), key=lambda e: -e["beds"])
+        context = page_context(request, holds=holds, labels=labels, now=now, requesters=requesters)
         return _page(request, "requests.html", "requests_list", context)
+
+    @post("/requests/decline-requester", guards=[requires_roles(Role.SHELTER_STAFF)], status_code=303)
+    async def decline_requester(self, service: HoldService, data: Annotated[DeclineRequesterForm, FORM]) -> Redirect:
+        _confirmed(data.confirm)
+        await service.decline_requester(data.requested_by, data.reason)
+        return Redirect(path="/requests", status_code=303)
+
+    @get("/holds/incident", guards=[requires_roles(Role.COORDINATOR)])
+    async def incident(self, request: Request[User, str, object], service: HoldService) -> Template:
+        users, orgs = await service.holders()
+        incidents = await service.incidents()
+        context = page_context(
+            request, users=users, orgs=orgs, incidents=incidents, names=await service.names(incidents)
+        )
+        return Template("hold_incident.html", context=context)
+
+    @post("/holds/incident", guards=[requires_roles(Role.COORDINATOR)], status_code=303)
+    async def release_all(self, service: HoldService, data: Annotated[IncidentForm, FORM]) -> Redirect:
+        _confirmed(data.confirm)
+        await service.release_all(**data.whom(), reason=data.reason)
+        return Redirect(path="/holds/incident", status_code=303)
 
     @post("/holds/{hold_id:str}/confirm", status_code=303)
     async def confirm(self, service: HoldService, hold_id: str, data: Annotated[NextForm, FORM]) -> Redirect:
@@ -145,9 +186,12 @@ class AgreementPages(Controller):
     @get("/agreements")
     async def agreements(self, request: Request[User, str, object], service: HoldService) -> Template:
         agreements = await service.agreements()
+        partners = await service.partners()
         context = page_context(
             request,
             agreements=agreements,
+            partners=partners,
+            partner_names={o.id: o.name for o in partners},
             own_pools=await service.own_pools(),
             labels=await service.pools_with_facilities({a.pool_id for a in agreements}),
         )
@@ -155,7 +199,9 @@ class AgreementPages(Controller):
 
     @post("/agreements", status_code=303)
     async def create_agreement(self, service: HoldService, data: Annotated[AgreementForm, FORM]) -> Redirect:
-        await service.create_agreement(pool_id=data.pool_id, beds=data.beds, scope=data.scope, note=data.note)
+        await service.create_agreement(
+            pool_id=data.pool_id, beds=data.beds, partner_org_id=data.partner_org_id, scope=data.scope, note=data.note
+        )
         return Redirect(path="/agreements", status_code=303)
 
     @post("/agreements/{agreement_id:str}/end", status_code=303)

@@ -58,6 +58,8 @@ class PlanRequest(PlanForm, Body):
 class AgreementForm(Struct):
     pool_id: str
     beds: int
+    # The organisation the beds are kept for (API.md); only its holds are confirmed at once.
+    partner_org_id: str = ""
     scope: str = "all"
     note: str = ""
 
@@ -83,6 +85,21 @@ class DeclineRequest(Body):
 
 class ClaimRequest(Body):
     beds_used: int
+
+
+class DeclineRequesterRequest(Body):
+    """A shelter declines every open request of one requester (a user id, `requested_by` on its holds)."""
+
+    requested_by: str
+    reason: str = ""
+
+
+class ReleaseAllRequest(Body):
+    """A coordinator releases every active hold of one user or one organisation (exactly one of them)."""
+
+    user_id: str | None = None
+    organisation_id: str | None = None
+    reason: str = ""
 
 
 class NeedIn(Body):
@@ -152,3 +169,25 @@ class DeclineForm(Struct):
 class ClaimForm(Struct):
     beds_used: int
     next: str = "/requests"
+
+
+class DeclineRequesterForm(Struct):
+    requested_by: str
+    reason: str = ""
+    # The box the person ticks to say they mean it (the page asks before a bulk step).
+    confirm: str = ""
+
+
+class IncidentForm(Struct):
+    # "user:<id>" or "org:<id>"
+    target: str
+    reason: str = ""
+    confirm: str = ""
+
+    def whom(self) -> dict[str, str]:
+        kind, _, ident = self.target.partition(":")
+        if kind == "user" and ident:
+            return {"user_id": ident}
+        if kind == "org" and ident:
+            return {"organisation_id": ident}
+        raise Invalid("invalid_target", "Choose a user or an organisation.")

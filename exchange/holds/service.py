@@ -14,13 +14,15 @@ from datetime import timedelta
 from litestar import Request
 from litestar.channels import ChannelsPlugin
 from litestar.di import Provide
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds import agreements as agreement_ops
 from beds import holds as hold_ops
 from beds import operations as op_ops
-from beds.holds import HoldChange, NewHold, Requester, requester_kind
-from beds.holds_models import Agreement, AgreementScope, Hold, Operation, OperationNeed
+from beds.errors import NotFound
+from beds.holds import BulkResult, HoldChange, HoldLimits, NewHold, Requester, requester_kind
+from beds.holds_models import ACTIVE_STATUSES, Agreement, AgreementScope, Hold, HoldIncident, Operation, OperationNeed
 from beds.models import BedPool, Facility
 from beds.operations import NewOperation
 from beds.planner import Plan, PlanOptions
@@ -28,16 +30,35 @@ from beds.timeutil import utcnow
 from beds.visibility import Viewer
 from exchange.accounts.models import Organisation, User
 from exchange.board.addresses import reveal_address, viewer_with_grants
+from exchange.board.live import publish_pool_views
 from exchange.holds.live import publish_change, publish_hold
 from exchange.holds.mail import notify_new_holds
-from exchange.live.events import publish_pool
 from exchange.registry import GrantSource
 from exchange.settings import Settings
 from exchange.web.auth import viewer_for
+from exchange.web.personal_data import refuse_personal_data
+from ledger import cases as ledger_cases
+from ledger.errors import NotFound as LedgerNotFound
+from ledger.network_audit import record_network_event
 
 
 def response_window(settings: Settings) -> timedelta:
     return timedelta(minutes=settings.response_window_minutes)
+
+
+def hold_limits(settings: Settings) -> HoldLimits:
+    return HoldLimits(settings.hold_limit_per_requester, settings.hold_limit_per_organisation)
+
+
+async def open_case_code(session: AsyncSession, code: str, organisation_id: str) -> str | None:
+    """The case's code if it is an open case led by the organisation (ledger/cases.py), else None.
+
+    Cases have no closed state yet: every case of the organisation is open."""
+    try:
+        case = await ledger_cases.case_for_org(session, code, organisation_id)
+    except LedgerNotFound:
+        return None
+    return case.code
 
 
 async def _organisation_name(session: AsyncSession, organisation_id: str) -> str:
@@ -83,7 +104,7 @@ class HoldService:
         for hold_id in hold_ids:
             change = await hold_ops.expire_if_due(self.db, hold_id)
             if change is not None:
-                publish_change(self.channels, change)
+                await publish_change(self.db, self.channels, change)
 
     async def _fresh(self, read: Callable[[], Awaitable[list[Hold]]]) -> list[Hold]:
         """The holds `read` returns, read again after expiring the overdue ones (only if there were any)."""
@@ -104,7 +125,7 @@ class HoldService:
         change = await hold_ops.expire_if_due(self.db, hold_id)
         if change is None:  # another request expired or moved it in between: read what it is now
             return await hold_ops.get_hold(self.db, hold_id)
-        publish_change(self.channels, change)
+        await publish_change(self.db, self.channels, change)
         return change.hold
 
     async def requests(self) -> list[Hold]:
@@ -134,8 +155,13 @@ class HoldService:
 
     # --- operations ----------------------------------------------------------------------------------------
 
-    async def create_operation(self, new: NewOperation) -> tuple[Operation, list[OperationNeed]]:
-        return await op_ops.create_operation(self.db, self.viewer, new)
+    async def create_operation(
+        self, new: NewOperation, *, idempotency_key: str | None = None, request_hash: str | None = None
+    ) -> tuple[Operation, list[OperationNeed]]:
+        refuse_personal_data("notes", new.notes)
+        return await op_ops.create_operation(
+            self.db, self.viewer, new, idempotency_key=idempotency_key, request_hash=request_hash
+        )
 
     async def plan(self, operation_id: str, options: PlanOptions) -> tuple[Operation, Plan]:
         return await op_ops.plan_operation(self.db, self.viewer, operation_id, options)
@@ -172,7 +198,7 @@ class HoldService:
         for hold in holds:
             publish_hold(self.channels, hold, "requested")
         for pool in pools:
-            publish_pool(self.channels, pool)
+            await publish_pool_views(self.db, self.channels, pool)
         await notify_new_holds(self.db, self.settings, holds)
 
     async def create_hold(
@@ -180,8 +206,18 @@ class HoldService:
     ) -> Hold:
         requester = await requester_for(self.db, self.user)
         window = response_window(self.settings)
+        verified = None
+        if new.case_code is not None and new.case_code.strip():
+            verified = await open_case_code(self.db, new.case_code, requester.organisation_id)
         change = await hold_ops.create_hold(
-            self.db, requester, new, response_window=window, idempotency_key=idempotency_key, request_hash=request_hash
+            self.db,
+            requester,
+            new,
+            response_window=window,
+            limits=hold_limits(self.settings),
+            verified_case_code=verified,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
         )
         if not change.replayed:
             await self._announce([change.hold], [change.pool] if change.pool else [])
@@ -191,13 +227,14 @@ class HoldService:
         """One of the four steps a party takes on a hold it can see, told to both sides."""
         await self.visible_hold(hold_id)
         change = await step(self.db, self.viewer, hold_id, *args)
-        publish_change(self.channels, change)
+        await publish_change(self.db, self.channels, change)
         return change.hold
 
     async def confirm(self, hold_id: str) -> Hold:
         return await self._act(hold_id, hold_ops.confirm)
 
     async def decline(self, hold_id: str, reason: str) -> Hold:
+        refuse_personal_data("reason", reason)
         return await self._act(hold_id, hold_ops.decline, reason)
 
     async def release(self, hold_id: str) -> Hold:
@@ -205,6 +242,57 @@ class HoldService:
 
     async def claim(self, hold_id: str, beds_used: int) -> Hold:
         return await self._act(hold_id, hold_ops.claim, beds_used)
+
+    # --- bulk steps: a shelter against one requester, a coordinator's incident button --------------------
+
+    async def _publish_bulk(self, result: BulkResult) -> BulkResult:
+        for change in result.changes:
+            await publish_change(self.db, self.channels, change)
+        return result
+
+    async def decline_requester(self, requester_user_id: str, reason: str) -> BulkResult:
+        refuse_personal_data("reason", reason)
+        return await self._publish_bulk(
+            await hold_ops.decline_all_of_requester(self.db, self.viewer, requester_user_id, reason)
+        )
+
+    async def release_all(
+        self, *, user_id: str | None = None, organisation_id: str | None = None, reason: str = ""
+    ) -> BulkResult:
+        refuse_personal_data("reason", reason)
+        if user_id is not None and await self.db.get(User, user_id) is None:
+            raise NotFound("not_found", "No such user.")
+        if organisation_id is not None and await self.db.get(Organisation, organisation_id) is None:
+            raise NotFound("not_found", "No such organisation.")
+        return await self._publish_bulk(
+            await hold_ops.release_all_of(
+                self.db, self.viewer, user_id=user_id, organisation_id=organisation_id, reason=reason
+            )
+        )
+
+    async def incidents(self) -> list[HoldIncident]:
+        return await hold_ops.incidents(self.db)
+
+    async def names(self, incidents: Iterable[HoldIncident]) -> dict[str, str]:
+        """Who is who in the record of bulk steps: {user or organisation id: its name}."""
+        names: dict[str, str] = {}
+        for incident in incidents:
+            for user_id in (incident.actor_user_id, incident.target_user_id):
+                if user_id and user_id not in names and (user := await self.db.get(User, user_id)) is not None:
+                    names[user_id] = f"{user.display_name} ({user.username})"
+            for org_id in (incident.target_org_id,):
+                if org_id and org_id not in names and (org := await self.db.get(Organisation, org_id)) is not None:
+                    names[org_id] = org.name
+        return names
+
+    async def holders(self) -> tuple[list[User], list[Organisation]]:
+        """Whose holds the incident page may release: the users and organisations with an active hold."""
+        active = select(Hold.requested_by, Hold.requested_by_org).where(Hold.status.in_(ACTIVE_STATUSES))  # type: ignore[attr-defined]
+        rows = (await self.db.execute(active)).all()
+        user_ids, org_ids = sorted({r[0] for r in rows}), sorted({r[1] for r in rows})
+        users = [u for u in [await self.db.get(User, i) for i in user_ids] if u is not None]
+        orgs = [o for o in [await self.db.get(Organisation, i) for i in org_ids] if o is not None]
+        return users, orgs
 
     # --- standing agreements -------------------------------------------------------------------------------
 
@@ -214,13 +302,34 @@ class HoldService:
     async def own_pools(self) -> list[tuple[BedPool, Facility]]:
         return await agreement_ops.own_pools(self.db, self.viewer)
 
-    async def create_agreement(self, *, pool_id: str, beds: int, scope: str, note: str) -> Agreement:
-        return await agreement_ops.create_agreement(
-            self.db, self.viewer, pool_id=pool_id, beds=beds, scope=scope, note=note
+    async def create_agreement(
+        self, *, pool_id: str, beds: int, partner_org_id: str, scope: str, note: str
+    ) -> Agreement:
+        refuse_personal_data("note", note)
+        partner = await self.db.get(Organisation, partner_org_id) if partner_org_id else None
+        agreement = await agreement_ops.create_agreement(
+            self.db,
+            self.viewer,
+            pool_id=pool_id,
+            beds=beds,
+            partner_org_id=partner_org_id,
+            partner_exists=partner is not None,
+            scope=scope,
+            note=note,
         )
+        detail = {"agreement": agreement.id, "pool": pool_id, "partner": partner_org_id, "beds": beds, "scope": scope}
+        await record_network_event(self.db, "agreement_created", self.user.id, detail)  # the hash-chained audit
+        return agreement
+
+    async def partners(self) -> list[Organisation]:
+        """The organisations an agreement may name as its partner: every other organisation of the network."""
+        rows = await self.db.execute(select(Organisation).order_by(Organisation.name))  # type: ignore[arg-type]
+        return [o for o in rows.scalars() if o.id != self.user.organisation_id]
 
     async def end_agreement(self, agreement_id: str) -> Agreement:
-        return await agreement_ops.end_agreement(self.db, self.viewer, agreement_id)
+        agreement = await agreement_ops.end_agreement(self.db, self.viewer, agreement_id)
+        await record_network_event(self.db, "agreement_ended", self.user.id, {"agreement": agreement_id})
+        return agreement
 
 
 def provide_hold_service(

@@ -1,7 +1,9 @@
 """The live stream: what is published on the channel, and what each connection may receive of it.
 
-Every event carries its audience. Pool counts go to everyone; a hold goes only to its parties and
-the coordinators. Filtering happens per connection, so no client is ever sent what it may not see.
+Every event carries its audience. A hold goes only to its parties and the coordinators; a pool's counts go to
+everyone, in one version per audience where police holds are in it (exchange/board/live.py `publish_pool_views`:
+whoever is not party to a police hold sees its beds only as not free). Filtering happens per connection, so no
+client is ever sent what it may not see.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from typing import Any
 
 from litestar.channels import ChannelsPlugin
 
-from beds.models import BedPool
-from beds.timeutil import utcnow
 from beds.visibility import Viewer
 
 CHANNEL = "network"
@@ -28,12 +28,17 @@ class Audience:
     organisations: tuple[str, ...] = ()
     users: tuple[str, ...] = ()
     roles: tuple[str, ...] = ()
+    # Never these, whatever else admits them: the other audiences of an event told in several versions.
+    except_organisations: tuple[str, ...] = ()
+    except_roles: tuple[str, ...] = ()
 
     @property
     def everyone(self) -> bool:
         return not (self.organisations or self.users or self.roles)
 
     def admits(self, viewer: Viewer) -> bool:
+        if viewer.organisation_id in self.except_organisations or any(r in viewer.roles for r in self.except_roles):
+            return False
         return (
             self.everyone
             or viewer.organisation_id in self.organisations
@@ -42,22 +47,16 @@ class Audience:
         )
 
 
-def pool_json(pool: BedPool) -> dict[str, Any]:
-    return {
-        "id": pool.id,
-        "profile": str(pool.profile),
-        "capacity": pool.capacity,
-        "occupied": pool.occupied,
-        "out_of_service": pool.out_of_service,
-        "held": pool.held,
-        "free": pool.free,
-        "version": pool.version,
-        "updated_at": pool.updated_at.isoformat(),
-    }
-
-
 def _iso(value: datetime) -> str:
     return value.isoformat()
+
+
+def _audience_json(audience: Audience) -> list[list[str]]:
+    """[organisations, users, roles], and the exceptions after them only when there are any."""
+    admitted = [list(audience.organisations), list(audience.users), list(audience.roles)]
+    if audience.except_organisations or audience.except_roles:
+        admitted += [list(audience.except_organisations), list(audience.except_roles)]
+    return admitted
 
 
 def encode_event(kind: str, payload: dict[str, Any], audience: Audience | None = None) -> bytes:
@@ -65,7 +64,7 @@ def encode_event(kind: str, payload: dict[str, Any], audience: Audience | None =
     return json.dumps(
         {
             "kind": kind,
-            "audience": [list(audience.organisations), list(audience.users), list(audience.roles)],
+            "audience": _audience_json(audience),
             "payload": payload,
         },
         separators=(",", ":"),
@@ -85,20 +84,25 @@ class Event:
 def decode_event(raw: bytes) -> Event:
     """Subscribers share one bytes object per event, so a burst of N sockets decodes it once."""
     data = json.loads(raw)
-    orgs, users, roles = data["audience"]
+    orgs, users, roles, *excepted = data["audience"]
+    except_orgs, except_roles = excepted or ([], [])
+    audience = Audience(tuple(orgs), tuple(users), tuple(roles), tuple(except_orgs), tuple(except_roles))
     payload = data["payload"]
-    return Event(data["kind"], Audience(tuple(orgs), tuple(users), tuple(roles)), payload, json.dumps(payload))
-
-
-def publish_pool(channels: ChannelsPlugin, pool: BedPool, facility_id: str | None = None) -> None:
-    payload = {
-        "type": "pool.updated",
-        "pool": pool_json(pool),
-        "facility_id": facility_id or pool.facility_id,
-        "at": _iso(utcnow()),
-    }
-    channels.publish(encode_event("pool.updated", payload), CHANNEL)
+    return Event(data["kind"], audience, payload, json.dumps(payload))
 
 
 def publish(channels: ChannelsPlugin, kind: str, payload: dict[str, Any], audience: Audience) -> None:
     channels.publish(encode_event(kind, payload, audience), CHANNEL)
+
+
+# A control event, never sent to a client: the sockets of this user (of one token, or of one session, when the
+# payload names it) close on it, in every process. Logout, a revoked token, a disabled user, a change of roles
+# and a new password publish it (exchange/live/sockets.py `_serve`).
+SESSION_END = "session_end"
+
+
+def publish_session_end(
+    channels: ChannelsPlugin, user_id: str, *, token_id: str | None = None, session: str | None = None
+) -> None:
+    payload = {"user_id": user_id, "token_id": token_id, "session": session}
+    publish(channels, SESSION_END, payload, Audience(users=(user_id,)))

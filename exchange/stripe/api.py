@@ -12,7 +12,7 @@ from exchange.settings import Settings
 from exchange.stripe import service
 from exchange.stripe.service import PERIOD, CardOut, Period
 from exchange.web.auth import requires_roles
-from ledger.reconcile_compare import Reconciliation
+from ledger.reconcile_compare import Difference, Reconciliation
 
 
 class StripeCardController(Controller):
@@ -44,19 +44,22 @@ def reconciliation_body(report: Reconciliation) -> dict[str, Any]:
         "journal_cents": report.journal_cents,
         "stripe_cents": report.stripe_cents,
         "difference_cents": report.difference_cents,
-        "differences": [
-            {
-                "kind": d.kind,
-                "object": d.object,
-                "stripe_id": d.stripe_id,
-                "entry_id": d.entry_id,
-                "journal_cents": d.journal_cents,
-                "stripe_cents": d.stripe_cents,
-                "at": d.at.isoformat() if d.at else None,
-                "detail": d.detail,
-            }
-            for d in report.differences
-        ],
+        "differences": [difference_body(d) for d in report.differences],
+        # Card transactions posted to the exceptions account: spent after the request was cancelled or rejected.
+        "exceptions": [difference_body(d) for d in report.exceptions],
+    }
+
+
+def difference_body(d: Difference) -> dict[str, Any]:
+    return {
+        "kind": d.kind,
+        "object": d.object,
+        "stripe_id": d.stripe_id,
+        "entry_id": d.entry_id,
+        "journal_cents": d.journal_cents,
+        "stripe_cents": d.stripe_cents,
+        "at": d.at.isoformat() if d.at else None,
+        "detail": d.detail,
     }
 
 

@@ -140,6 +140,72 @@ def out_of_range(request: Request, exc: Exception) -> Response:
     return error_response(request, 400, "invalid_body", "A number is out of range.")
 
 
+def _raised_while_decoding(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name in {"decode_json", "json", "json_extractor"}:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def too_deep(request: Request, exc: RecursionError) -> Response:
+    """A body nested deeper than the decoder goes (`"[" * 200000`) is bad input (400), not a crash.
+
+    Only a RecursionError raised while the body was being decoded; one anywhere else is still a 500.
+    """
+    if _raised_while_decoding(exc):
+        return error_response(request, 400, "invalid_body", "The body is nested too deeply.")
+    return internal_error(request, exc)
+
+
+# Form fields the correction form never shows back: the CSRF token comes fresh from the page.
+_NOT_ECHOED = frozenset({"_csrf_token"})
+
+
+def personal_data(request: Request, exc: Exception) -> Response:
+    """A free-text value that looks like a phone number, an e-mail address or a date of birth.
+
+    The API answers 422 `personal_data` with the field. A page answers the form again, posted to the same
+    address: every field as it was typed, the refused one editable with the message beside it, so the person
+    rephrases and sends again.
+    """
+    from litestar.utils.scope.state import ScopeState
+
+    from exchange.web.personal_data import field_label
+
+    field = getattr(exc, "field", "")
+    detail = getattr(exc, "detail", str(exc))
+    if wants_json(request) or request.method != "POST":
+        return error_response(request, 422, "personal_data", detail, **getattr(exc, "extra", {}))
+    form = ScopeState.from_scope(request.scope).form
+    values = form if isinstance(form, dict) else {}
+    fields = [
+        (name, value)
+        for name, raw in values.items()
+        if name not in _NOT_ECHOED
+        for value in (raw if isinstance(raw, list) else [raw])
+        if isinstance(value, str)
+    ]
+    context = {
+        "status": 422,
+        "detail": detail,
+        "field": field,
+        "label": field_label(field),
+        "typed": next((value for name, value in fields if name == field), ""),
+        "others": [(name, value) for name, value in fields if name != field],
+        "action": request.url.path,
+    }
+    if request.headers.get("hx-request"):
+        return Template(
+            template_name="fragments/personal_data.html",
+            context=context,
+            status_code=422,
+            headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
+        )
+    return Template(template_name="personal_data.html", context=context, status_code=422)
+
+
 def database_error(request: Request, exc: Exception) -> Response:
     """PostgreSQL refuses an out-of-range integer with a DataError, and text with a NUL character as an
     invalid byte sequence: both are bad input (400), refused before anything was written. Anything else is a 500.

@@ -9,7 +9,7 @@ SECURITY_HEADERS = [
         name="Content-Security-Policy",
         value=(
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
         ),
     ),
     ResponseHeader(name="X-Content-Type-Options", value="nosniff"),

@@ -26,6 +26,7 @@ NAV_ENTRIES: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/operations", N_("Operations"), (Role.POLICE_PLANNER, Role.COORDINATOR)),
     ("/requests", N_("Hold requests"), (Role.SHELTER_STAFF,)),
     ("/agreements", N_("Agreements"), (Role.SHELTER_STAFF,)),
+    ("/holds/incident", N_("Hold incidents"), (Role.COORDINATOR,)),
     ("/reports/occupancy", N_("Occupancy"), (Role.SHELTER_STAFF, Role.COORDINATOR, Role.NETWORK_ADMIN)),
     ("/ledger/request", N_("Fund request"), (Role.CASE_WORKER,)),
     ("/ledger/inbox", N_("Approvals"), (Role.FUND_APPROVER,)),

@@ -407,22 +407,22 @@ async def expire_if_due(session: AsyncSession, hold_id: str, now: datetime | Non
         return None  # someone else moved it first (released, claimed, or the sweeper expired it)
 
 
+async def _due_hold_ids(session: AsyncSession, conditions: tuple[Any, ...], order: Any, limit: int) -> list[str]:
+    """The ids a sweep step will try, oldest deadline first; the read ends before each hold's own transaction."""
+    ids = (await session.execute(select(Hold.id).where(*conditions).order_by(order).limit(limit))).scalars().all()
+    await session.rollback()
+    return list(ids)
+
+
 async def expire_due(session: AsyncSession, now: datetime | None = None, limit: int = 500) -> list[HoldChange]:
     """The sweeper's step: expire every active hold past its expiry, each in its own transaction."""
     now = now or utcnow()
-    due = (
-        (
-            await session.execute(
-                select(Hold.id)
-                .where(Hold.status.in_(ACTIVE_STATUSES), Hold.expires_at <= now)  # type: ignore[attr-defined]
-                .order_by(Hold.expires_at)
-                .limit(limit)
-            )
-        )
-        .scalars()
-        .all()
+    due = await _due_hold_ids(
+        session,
+        (Hold.status.in_(ACTIVE_STATUSES), Hold.expires_at <= now),
+        Hold.expires_at,
+        limit,  # type: ignore[attr-defined]
     )
-    await session.rollback()
     changes = []
     for hold_id in due:
         change = await expire_if_due(session, hold_id, now)
@@ -439,19 +439,9 @@ async def lapse_unanswered(
     UPDATE on status and deadline, so it lapses once however many processes sweep."""
     now = now or utcnow()
     cutoff = now - grace
-    due = (
-        (
-            await session.execute(
-                select(Hold.id)
-                .where(Hold.status == HoldStatus.REQUESTED.value, Hold.respond_by <= cutoff)
-                .order_by(Hold.respond_by)
-                .limit(limit)
-            )
-        )
-        .scalars()
-        .all()
+    due = await _due_hold_ids(
+        session, (Hold.status == HoldStatus.REQUESTED.value, Hold.respond_by <= cutoff), Hold.respond_by, limit
     )
-    await session.rollback()
     changes = []
     for hold_id in due:
         try:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from litestar import Controller, Request, delete, get, post
+from litestar.channels import ChannelsPlugin
+from litestar.middleware.rate_limit import get_remote_address
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.accounts import service
 from exchange.accounts.models import User
 from exchange.accounts.schemas import RevokeRequest, TokenOut, TokenRequest, TokenResponse, UserOut
+from exchange.live.events import publish_session_end
+from exchange.web import throttle
 from exchange.web.auth import bearer_token
 from ledger.errors import NotFound
 
@@ -18,9 +24,10 @@ class TokenController(Controller):
 
     @post("/token", opt={"public": True}, status_code=200)
     async def create_token(self, request: Request, data: TokenRequest, db: AsyncSession) -> TokenResponse:
-        failures = request.app.stores.get("login_failures")
-        user = await service.log_in(db, failures, data.username, data.password)
-        return TokenResponse(token=await service.issue_token(db, user), user=UserOut.of(user))
+        limiter = throttle.for_app(request.app)
+        user = await service.log_in(db, limiter, data.username, data.password, get_remote_address(request))
+        lifetime = timedelta(days=request.app.state.settings.token_lifetime_days)
+        return TokenResponse(token=await service.issue_token(db, user, lifetime), user=UserOut.of(user))
 
     @get("/tokens")
     async def list_tokens(self, request: Request[User, str, object], db: AsyncSession) -> list[TokenOut]:
@@ -30,15 +37,25 @@ class TokenController(Controller):
 
     @post("/token/revoke", status_code=204)
     async def revoke(
-        self, request: Request[User, str, object], db: AsyncSession, data: RevokeRequest | None = None
+        self,
+        request: Request[User, str, object],
+        db: AsyncSession,
+        channels: ChannelsPlugin,
+        data: RevokeRequest | None = None,
     ) -> None:
-        """Revoke one of the caller's own tokens (a lost phone's), or the one making this request."""
+        """Revoke one of the caller's own tokens (a lost phone's), or the one making this request; the sockets
+        opened with it close."""
         token_id = (data.token_id if data else None) or await service.token_id(db, bearer_token(request))
         if not await service.revoke_token(db, request.user.id, token_id):
             raise NotFound("not_found", "No such active token of yours.")
+        publish_session_end(channels, request.user.id, token_id=token_id)
 
     @delete("/token", status_code=204)
-    async def revoke_current(self, request: Request[User, str, object], db: AsyncSession) -> None:
-        """Log out of the API: the bearer token of this request stops working at once."""
-        if not await service.revoke_token(db, request.user.id, await service.token_id(db, bearer_token(request))):
+    async def revoke_current(
+        self, request: Request[User, str, object], db: AsyncSession, channels: ChannelsPlugin
+    ) -> None:
+        """Log out of the API: the bearer token of this request stops working at once, and its sockets close."""
+        token_id = await service.token_id(db, bearer_token(request))
+        if not await service.revoke_token(db, request.user.id, token_id):
             raise NotFound("not_found", "No such active token of yours.")
+        publish_session_end(channels, request.user.id, token_id=token_id)

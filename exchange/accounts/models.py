@@ -53,6 +53,8 @@ class User(SQLModel, table=True):
     lead_worker: bool = False
     locale: str | None = None
     active: bool = True
+    # Sessions started before this are over (set by a password change).
+    sessions_valid_after: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
     def has(self, *roles: Role) -> bool:
@@ -69,3 +71,6 @@ class ApiToken(SQLModel, table=True):
     token_hash: str = Field(unique=True, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # Written at most once a minute (exchange/accounts/service.py `token_user`).
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))

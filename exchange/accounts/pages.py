@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, get, post
+from litestar.channels import ChannelsPlugin
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
+from litestar.middleware.rate_limit import get_remote_address
 from litestar.response import Redirect, Template
 from msgspec import Struct
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.accounts import service
 from exchange.accounts.models import User
-from exchange.web import i18n
-from exchange.web.auth import start_session
+from exchange.live.events import publish_session_end
+from exchange.web import i18n, throttle
+from exchange.web.auth import session_key, start_session
 from exchange.web.forms import FORM, safe_next
 from exchange.web.i18n import gettext as _
 from exchange.web.nav import page_context
@@ -43,7 +46,9 @@ class AuthPages(Controller):
     @post("/login", opt={"public": True}, status_code=200)
     async def login(self, request: Request, db: AsyncSession, data: Annotated[LoginForm, FORM]) -> Template | Redirect:
         try:
-            user = await service.log_in(db, request.app.stores.get("login_failures"), data.username, data.password)
+            user = await service.log_in(
+                db, throttle.for_app(request.app), data.username, data.password, get_remote_address(request)
+            )
         except TooManyRequestsException:
             return self._refused(data, _("Too many failed attempts. Wait a few minutes and try again."), 429)
         except NotAuthorizedException:
@@ -56,8 +61,13 @@ class AuthPages(Controller):
         return Template("login.html", context={"next": safe_next(data.next), "error": error}, status_code=status)
 
     @post("/logout", status_code=303)
-    async def logout(self, request: Request) -> Redirect:
+    async def logout(self, request: Request, channels: ChannelsPlugin) -> Redirect:
+        """The session ends, and so do the live sockets opened in it (in every process)."""
+        user = request.user
+        ended = session_key(request)
         request.clear_session()
+        if user is not None and ended is not None:
+            publish_session_end(channels, user.id, session=ended)
         return Redirect(path="/login", status_code=303)
 
     @post("/settings/locale", status_code=303)
@@ -69,12 +79,22 @@ class AuthPages(Controller):
         return Redirect(path="/", status_code=303)
 
     @get("/account")
-    async def account(self, request: Request[User, str, object], changed: bool = False) -> Template:
-        return Template("account.html", context=page_context(request, error=None, changed=changed))
+    async def account(self, request: Request[User, str, object], db: AsyncSession, changed: bool = False) -> Template:
+        return Template("account.html", context=await self._account_context(request, db, error=None, changed=changed))
+
+    @staticmethod
+    async def _account_context(request: Request[User, str, object], db: AsyncSession, **context: object) -> dict:
+        """The page, with the person's API tokens in use: when each was made, expires and was last used."""
+        tokens = [t for t in await service.tokens_of(db, request.user.id) if t.revoked_at is None]
+        return page_context(request, tokens=tokens, **context)
 
     @post("/account/password", status_code=303)
     async def set_password(
-        self, request: Request[User, str, object], db: AsyncSession, data: Annotated[PasswordForm, FORM]
+        self,
+        request: Request[User, str, object],
+        db: AsyncSession,
+        channels: ChannelsPlugin,
+        data: Annotated[PasswordForm, FORM],
     ) -> Template | Redirect:
         error = None
         if len(data.new_password) < service.PASSWORD_MIN:
@@ -84,7 +104,10 @@ class AuthPages(Controller):
         elif not await service.change_password(db, request.user.id, data.current_password, data.new_password):
             error = _("The current password is wrong.")
         if error:
-            return Template("account.html", context=page_context(request, error=error, changed=False), status_code=422)
-        # A new session id after a credential change, as after a login.
+            context = await self._account_context(request, db, error=error, changed=False)
+            return Template("account.html", context=context, status_code=422)
+        # Every other session and every token has ended (service.change_password), and their sockets close; this
+        # browser goes on with a new session id, as after a login.
+        publish_session_end(channels, request.user.id)
         await start_session(request, request.user.id)
         return Redirect(path="/account", query_params={"changed": "true"}, status_code=303)

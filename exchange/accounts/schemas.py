@@ -41,10 +41,18 @@ class TokenOut(msgspec.Struct):
     id: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
+    # To the minute: a token's use is noted at most once a minute.
+    last_used_at: datetime | None
     current: bool
 
     @classmethod
     def of(cls, token: ApiToken, *, current_id: str | None) -> TokenOut:
         return cls(
-            id=token.id, created_at=token.created_at, revoked_at=token.revoked_at, current=token.id == current_id
+            id=token.id,
+            created_at=token.created_at,
+            revoked_at=token.revoked_at,
+            expires_at=token.expires_at,
+            last_used_at=token.last_used_at,
+            current=token.id == current_id,
         )

@@ -2,10 +2,14 @@
 
 Litestar's generated channel routes have no guards and CSRF does not cover websockets, so these
 handlers authenticate on connect (the app guard), check the Origin, and filter every event per user.
+Each socket's first message says it is registered with the hub (the JSON stream's ready frame, the board's
+live-status fragment): a change made after a client has read it reaches that client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -17,10 +21,12 @@ from sqlalchemy import select
 from beds.models import Facility
 from beds.visibility import Viewer
 from exchange.accounts.models import User
-from exchange.live.events import Event
+from exchange.live.events import SESSION_END, Event
 from exchange.live.hub import Deliver, LiveHub
 from exchange.web import i18n
-from exchange.web.auth import viewer_for
+from exchange.web.auth import session_key, viewer_for
+
+READY_FRAME = json.dumps({"type": "ready"})
 
 
 def origin_allowed(socket: WebSocket) -> bool:
@@ -53,16 +59,47 @@ async def _accept_or_refuse(socket: WebSocket) -> User | None:
     return user
 
 
-async def _serve(socket: WebSocket, channels: ChannelsPlugin, deliver: Deliver, hello: str | None = None) -> None:
-    """Register the connection with the process's hub until the client leaves."""
+def _ends(event: Event, user_id: str, token_id: str | None, session: str | None) -> bool:
+    """Whether this control event ends the right of this socket (its user, token or session) to listen."""
+    payload = event.payload
+    if event.kind != SESSION_END or payload.get("user_id") != user_id:
+        return False
+    if payload.get("token_id") and payload["token_id"] != token_id:
+        return False
+    return not (payload.get("session") and payload["session"] != session)
+
+
+async def _serve(socket: WebSocket, channels: ChannelsPlugin, deliver_to_client: Deliver, hello: str) -> None:
+    """Register the connection with the process's hub until the client leaves, or its right to listen ends."""
     hub: LiveHub = socket.app.state.live_hub
     await hub.start(channels)
     key = id(socket)
-    hub.add(key, deliver)
+    greeted = asyncio.Event()
+    user: User = socket.scope["user"]
+    token_id = socket.scope.get("state", {}).get("token_id") if socket.scope.get("auth") == "token" else None
+    session = None if token_id else session_key(socket)
+
+    async def deliver(event: Event) -> None:
+        if event.kind == SESSION_END:
+            if _ends(event, user.id, token_id, session):
+                hub.remove(key)
+                await socket.close(code=4401, reason="session ended")
+            return
+        await deliver_to_client(event)
+
+    async def deliver_after_hello(event: Event) -> None:
+        # An event published while the hello is on its way waits for it: the hello is always the first message.
+        await greeted.wait()
+        await deliver(event)
+
+    hub.add(key, deliver_after_hello)
     try:
-        if hello is not None:
-            # Sent once the connection is registered: from here on, the page misses no change.
+        try:
+            # Sent once the connection is registered: from here on, the client misses no change.
             await socket.send_text(hello)
+        finally:
+            greeted.set()
+        hub.add(key, deliver)  # the wait is needed only until the hello is out
         while True:
             await socket.receive_data(mode="text")  # only to notice the client leaving
     except WebSocketDisconnect:
@@ -82,7 +119,7 @@ async def json_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
         if event.audience.admits(viewer):
             await socket.send_text(event.payload_json)
 
-    await _serve(socket, channels, deliver)
+    await _serve(socket, channels, deliver, READY_FRAME)
 
 
 @dataclass(frozen=True)

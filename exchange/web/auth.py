@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +19,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.visibility import Viewer
 from exchange.accounts.models import Role, User
-from exchange.accounts.service import user_for_token
+from exchange.accounts.service import token_user
 
 SESSION_USER_KEY = "uid"
+# When the session started (epoch seconds): a password change ends every session started before it.
+SESSION_STARTED_KEY = "at"
 
 
 class RotatingSessionBackend(ServerSideSessionBackend):
@@ -56,7 +60,15 @@ async def rotate_session(connection: ASGIConnection, store: Store) -> None:
 async def start_session(request: Request, user_id: str) -> None:
     """A new session id for this user after every credential check (a login, a new password)."""
     await rotate_session(request, request.app.stores.get("sessions"))
-    request.set_session({SESSION_USER_KEY: user_id})
+    request.set_session({SESSION_USER_KEY: user_id, SESSION_STARTED_KEY: time.time()})
+
+
+def session_key(connection: ASGIConnection) -> str | None:
+    """A hash of this connection's session id: names the session on the live channel without revealing it."""
+    session_id = connection.cookies.get("session")
+    if not session_id or session_id == "null":
+        return None
+    return hashlib.sha256(session_id.encode()).hexdigest()[:32]
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):
@@ -71,19 +83,26 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         token = bearer_token(connection)
         if token is not None:
             async with sessionmaker() as session:
-                user = await user_for_token(session, token)
-            if user is None:
+                found = await token_user(session, token)
+            if found is None:
                 raise NotAuthorizedException("The bearer token is not valid.")
+            user, token_id = found
+            connection.scope.setdefault("state", {})["token_id"] = token_id  # the live sockets close on its revocation
             return AuthenticationResult(user=user, auth="token")
         path = connection.scope["path"]
         is_api_http = path.startswith("/api/") and connection.scope["type"] == "http"
         user_id = None
+        session_data: Any = {}
         if not is_api_http and "session" in connection.scope:
             session_data = connection.scope.get("session") or {}
             user_id = session_data.get(SESSION_USER_KEY) if isinstance(session_data, dict) else None
         if user_id:
             async with sessionmaker() as session:
                 user = await session.get(User, user_id)
+            started = session_data.get(SESSION_STARTED_KEY) or 0
+            ended = user is not None and user.sessions_valid_after is not None
+            if ended and float(started) < user.sessions_valid_after.timestamp():  # type: ignore[union-attr]
+                return AuthenticationResult(user=None, auth=None)
             if user is not None and user.active:
                 return AuthenticationResult(user=user, auth="session")
         return AuthenticationResult(user=None, auth=None)

@@ -32,7 +32,7 @@ NAV_ENTRIES: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ledger/inbox", N_("Approvals"), (Role.FUND_APPROVER,)),
     ("/ledger/journal", N_("Journal"), (Role.AUDITOR,)),
     ("/ledger/report", N_("Spending"), (Role.AUDITOR, Role.FUND_APPROVER, Role.NETWORK_ADMIN)),
-    ("/ledger/rules", N_("Fund rules"), (Role.NETWORK_ADMIN,)),
+    ("/ledger/rules", N_("Fund rules"), (Role.NETWORK_ADMIN, Role.FUND_APPROVER)),
     ("/stripe/cards", N_("Card payments"), (Role.CASE_WORKER, Role.FUND_APPROVER)),
     ("/stripe/reconcile", N_("Reconciliation"), (Role.AUDITOR,)),
 ]

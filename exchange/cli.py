@@ -7,6 +7,7 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -43,7 +44,7 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head")
+@click.option("--revision", default="head", show_default=True, help="The Alembic revision to upgrade to.")
 def db_upgrade(revision: str) -> None:
     """Run the Alembic migrations on DATABASE_URL."""
     from exchange.migrations import upgrade
@@ -63,25 +64,85 @@ def _serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         log_level="warning",
         proxy_headers=True,
-        ws="websockets",
+        ws="websockets-sansio",  # the legacy "websockets" implementation is deprecated
     )
 
 
+HOST_HELP = "The address to listen on (0.0.0.0 for every interface)."
+PORT_HELP = "The TCP port to listen on; pick another one when it is taken."
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=8000, type=int)
-@click.option("--workers", default=1, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help=HOST_HELP)
+@click.option("--port", default=8000, type=int, show_default=True, help=PORT_HELP)
+@click.option("--workers", default=1, type=int, show_default=True, help="How many server processes to run.")
 def serve(host: str, port: int, workers: int) -> None:
     """Serve whatever DATABASE_URL points at (run `refuge db upgrade` first)."""
     _serve(host, port, workers)
 
 
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port (in plain words), or None when it can."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        return f"Cannot use the address {host!r}: {error.strerror}. Try --host 127.0.0.1."
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn does: an address left in TIME_WAIT by a previous run is free, a listening one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except PermissionError:
+            return f"Port {port} needs special rights on this machine. Pick another one, e.g. --port 8080."
+        except OSError:
+            return (
+                f"Port {port} on {host} is already in use (another `refuge demo` or another program). "
+                f"Stop it, or pick another port, e.g. `refuge demo --port {port + 1 if port < 65535 else 8080}`."
+            )
+    return None
+
+
+def _delete_demo_database(database_url: str) -> str:
+    """Delete the SQLite file of the demo (and its journal files); return what was deleted."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
+        raise click.UsageError(
+            "--reset only deletes a SQLite demo database; DATABASE_URL points elsewhere, drop that database yourself."
+        )
+    path = Path(url.database)
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    return str(path)
+
+
+TOUR = """
+A first tour (two browsers, or one normal and one private window, side by side):
+  1. Log in as `shelter` in one and `police` in the other, both on the board. On the shelter's board press
+     "+1" (an Arrival) on a pool: the police board shows the new count at once, without reloading.
+  2. As `police`, open Operations, plan an operation and allocate its beds; then as `shelter`, confirm the
+     hold on your facility: the operation shows it confirmed.
+  3. As `caseworker`, request a hotel night from the emergency fund; then as `approver`, approve it in the
+     inbox (and pay it): the case worker sees the decision live.
+"""
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=8000, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help=HOST_HELP)
+@click.option("--port", default=8000, type=int, show_default=True, help=PORT_HELP)
 @click.option("--no-serve", is_flag=True, help="Create and seed the database, print the logins, and stop.")
-def demo(host: str, port: int, no_serve: bool) -> None:
+@click.option("--reset", is_flag=True, help="Delete the demo database first and seed a new network.")
+def demo(host: str, port: int, no_serve: bool, reset: bool) -> None:
     """Create (or reuse) a SQLite demo database, seed a realistic network, print the logins and serve it."""
+    if not no_serve:
+        problem = port_problem(host, port)
+        if problem:
+            click.echo(problem, err=True)
+            sys.exit(2)
     os.environ.setdefault("DATABASE_URL", DEMO_DATABASE)
     os.environ.setdefault("BASE_URL", f"http://{host}:{port}")
     # A fixed secret keeps sessions valid across restarts of the demo; production sets its own.
@@ -90,6 +151,8 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     from exchange.demo.network import DEMO_PASSWORD
     from exchange.migrations import upgrade
 
+    if reset:
+        click.echo("Deleted the demo database " + _delete_demo_database(settings.database_url))
     upgrade(settings.database_url)
     seeded_now, logins = asyncio.run(_seed_if_empty(settings.database_url))
     click.echo(
@@ -98,7 +161,8 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     click.echo(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
     for username, roles, display in logins:
         click.echo(f"  {username:<12} {roles:<32} {display}")
-    click.echo(f"\nOpen http://{host}:{port}/ (Ctrl+C to stop)")
+    click.echo(TOUR)
+    click.echo(f"Open http://{host}:{port}/ (Ctrl+C to stop; `refuge demo --reset` starts over)")
     if not no_serve:
         _serve(host, port, 1)
 
@@ -121,12 +185,18 @@ def user() -> None:
 
 
 @user.command("create")
-@click.option("--username", required=True)
+@click.option("--username", required=True, help="The login name.")
 @click.option("--organisation", "organisation_name", required=True, help="Organisation name (created if missing).")
-@click.option("--org-kind", default="coalition", type=click.Choice(["shelter", "police", "coalition", "community"]))
-@click.option("--role", "roles", multiple=True, required=True)
-@click.option("--lead-worker", is_flag=True)
-@click.password_option()
+@click.option(
+    "--org-kind",
+    default="coalition",
+    show_default=True,
+    type=click.Choice(["shelter", "police", "coalition", "community"]),
+    help="The kind of organisation, when it is created.",
+)
+@click.option("--role", "roles", multiple=True, required=True, help="A role of the user; repeat for several.")
+@click.option("--lead-worker", is_flag=True, help="A lead worker: small requests (food, clothing) pass at once.")
+@click.password_option(help="At least 12 characters; asked for when left out.")
 def user_create(
     username: str,
     organisation_name: str,
@@ -273,8 +343,8 @@ def ledger_keygen() -> None:
 
 
 @ledger.command("create-fund")
-@click.option("--name", required=True)
-@click.option("--currency", default="CAD")
+@click.option("--name", required=True, help="The fund's name.")
+@click.option("--currency", default="CAD", show_default=True, help="The fund's currency (ISO 4217 code).")
 def ledger_create_fund(name: str, currency: str) -> None:
     """Create a fund with its accounts and the default rule set."""
     click.echo(asyncio.run(_ledger_create_fund(Settings.from_env().database_url, name, currency)))

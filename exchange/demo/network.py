@@ -116,40 +116,50 @@ class DemoNetwork:
         return next(o for o in self.organisations.values() if o.id == facility.organisation_id)
 
 
-# Organisations that are not shelters: key -> (name, kind, province).
-ORGANISATIONS: dict[str, tuple[str, OrgKind, str]] = {
-    "coalition": ("Coalition contre la traite / Anti-Trafficking Coalition (demo)", OrgKind.COALITION, ""),
-    "police_mtl": ("Service de police métropolitain (demo)", OrgKind.POLICE, "QC"),
-    "police_tor": ("Greater Toronto Police Service (demo)", OrgKind.POLICE, "ON"),
-    "community": ("Centre d'aide aux victimes (demo)", OrgKind.COMMUNITY, "QC"),
-    "migrant_centre": ("Migrant Workers Centre (demo)", OrgKind.COMMUNITY, "ON"),
+# Organisations that are not shelters: key -> (name, kind, province, the short name users' display names show).
+ORGANISATIONS: dict[str, tuple[str, OrgKind, str, str]] = {
+    "coalition": (
+        "Coalition contre la traite / Anti-Trafficking Coalition (demo)",
+        OrgKind.COALITION,
+        "",
+        "Anti-Trafficking Coalition",
+    ),
+    "police_mtl": (
+        "Service de police métropolitain (demo)",
+        OrgKind.POLICE,
+        "QC",
+        "Service de police métropolitain",
+    ),
+    "police_tor": ("Greater Toronto Police Service (demo)", OrgKind.POLICE, "ON", "Greater Toronto Police Service"),
+    "community": ("Centre d'aide aux victimes (demo)", OrgKind.COMMUNITY, "QC", "Centre d'aide aux victimes"),
+    "migrant_centre": ("Migrant Workers Centre (demo)", OrgKind.COMMUNITY, "ON", "Migrant Workers Centre"),
 }
 
 
-def _vaw_shelter_in_montreal(net: DemoNetwork) -> Organisation:
-    return net.organisation_of(
-        next(f for f in net.facilities if f.kind == FacilityKind.VAW_SHELTER and f.city == "Montréal")
-    )
+def _vaw_shelter_in_montreal(net: DemoNetwork) -> Facility:
+    return next(f for f in net.facilities if f.kind == FacilityKind.VAW_SHELTER and f.city == "Montréal")
 
 
-def _trafficking_shelter(net: DemoNetwork) -> Organisation:
+def _trafficking_shelter(net: DemoNetwork) -> Facility:
     trafficking = [f for f in net.facilities if f.kind == FacilityKind.TRAFFICKING_SHELTER]
-    return net.organisation_of(trafficking[0] if trafficking else net.facilities[1])
+    return trafficking[0] if trafficking else net.facilities[1]
 
 
-# username -> (display name, organisation key or the shelter they staff, roles, lead worker)
-PEOPLE: dict[str, tuple[str, str | Callable[[DemoNetwork], Organisation], list[Role], bool]] = {
-    "shelter": ("Nadia (Maison, Montréal)", _vaw_shelter_in_montreal, [Role.SHELTER_STAFF], False),
-    "shelter2": ("Grace (trafficking shelter)", _trafficking_shelter, [Role.SHELTER_STAFF], False),
-    "police": ("Det. Tremblay (SPM)", "police_mtl", [Role.POLICE_PLANNER], False),
-    "police2": ("Det. Singh (GTPS)", "police_tor", [Role.POLICE_PLANNER], False),
-    "caseworker": ("Amélie (victim services)", "community", [Role.CASE_WORKER], True),
-    "caseworker2": ("Jordan (migrant centre)", "migrant_centre", [Role.CASE_WORKER], False),
-    "approver": ("Louise (coalition fund)", "coalition", [Role.FUND_APPROVER], False),
-    "approver2": ("Sam (migrant centre fund)", "migrant_centre", [Role.FUND_APPROVER], False),
-    "dual": ("Marie (case worker and approver)", "community", [Role.CASE_WORKER, Role.FUND_APPROVER], True),
-    "auditor": ("Robert (coalition auditor)", "coalition", [Role.AUDITOR], False),
-    "coordinator": ("Isabelle (coalition coordinator)", "coalition", [Role.COORDINATOR], False),
+# username -> (first name or title, organisation key or the facility they staff, roles, lead worker). The
+# display name is "<person> (<where they work>)": the facility's name for shelter staff, else the organisation's
+# short name, so the name always says whom the user works for.
+PEOPLE: dict[str, tuple[str, str | Callable[[DemoNetwork], Facility], list[Role], bool]] = {
+    "shelter": ("Nadia", _vaw_shelter_in_montreal, [Role.SHELTER_STAFF], False),
+    "shelter2": ("Grace", _trafficking_shelter, [Role.SHELTER_STAFF], False),
+    "police": ("Det. Tremblay", "police_mtl", [Role.POLICE_PLANNER], False),
+    "police2": ("Det. Singh", "police_tor", [Role.POLICE_PLANNER], False),
+    "caseworker": ("Amélie", "community", [Role.CASE_WORKER], True),
+    "caseworker2": ("Jordan", "migrant_centre", [Role.CASE_WORKER], False),
+    "approver": ("Louise", "coalition", [Role.FUND_APPROVER], False),
+    "approver2": ("Sam", "migrant_centre", [Role.FUND_APPROVER], False),
+    "dual": ("Marie", "community", [Role.CASE_WORKER, Role.FUND_APPROVER], True),
+    "auditor": ("Robert", "coalition", [Role.AUDITOR], False),
+    "coordinator": ("Isabelle", "coalition", [Role.COORDINATOR], False),
     "admin": ("Network admin", "coalition", [Role.NETWORK_ADMIN], False),
 }
 
@@ -168,7 +178,7 @@ async def logins(session: AsyncSession) -> list[tuple[str, str, str]]:
 
 
 async def add_organisations(session: AsyncSession, net: DemoNetwork) -> None:
-    for key, (name, kind, province) in ORGANISATIONS.items():
+    for key, (name, kind, province, _short) in ORGANISATIONS.items():
         net.organisations[key] = await create_organisation(session, name=name, kind=kind, province=province)
 
 
@@ -244,8 +254,12 @@ async def add_facilities(session: AsyncSession, net: DemoNetwork) -> None:
 
 
 async def add_people(session: AsyncSession, net: DemoNetwork) -> None:
-    for username, (display, where, roles, lead) in PEOPLE.items():
-        org = where(net) if callable(where) else net.organisations[where]
+    for username, (person, where, roles, lead) in PEOPLE.items():
+        if callable(where):
+            facility = where(net)
+            org, display = net.organisation_of(facility), f"{person} ({facility.name})"
+        else:
+            org, display = net.organisations[where], f"{person} ({ORGANISATIONS[where][3]})"
         net.users[username] = await create_user(
             session,
             username=username,

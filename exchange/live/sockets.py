@@ -47,15 +47,23 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# What a client leaving looks like: Litestar's WebSocketDisconnect on receive, and on send the server's
+# subclass of OSError (the ASGI spec's rule; uvicorn's `ClientDisconnected`). Either is a normal end.
+CLIENT_GONE = (WebSocketDisconnect, OSError)
+
+
 async def _accept_or_refuse(socket: WebSocket) -> User | None:
     user: User | None = socket.scope.get("user")
-    if user is None:
-        await socket.close(code=4401, reason="log in first")
+    try:
+        if user is None:
+            await socket.close(code=4401, reason="log in first")
+            return None
+        if not origin_allowed(socket):
+            await socket.close(code=4403, reason="origin not allowed")
+            return None
+        await socket.accept()
+    except CLIENT_GONE:  # the client left during the handshake
         return None
-    if not origin_allowed(socket):
-        await socket.close(code=4403, reason="origin not allowed")
-        return None
-    await socket.accept()
     return user
 
 
@@ -102,7 +110,7 @@ async def _serve(socket: WebSocket, channels: ChannelsPlugin, deliver_to_client:
         hub.add(key, deliver)  # the wait is needed only until the hello is out
         while True:
             await socket.receive_data(mode="text")  # only to notice the client leaving
-    except WebSocketDisconnect:
+    except CLIENT_GONE:  # left before, during or after the hello: a normal disconnect, not an error
         return
     finally:
         hub.remove(key)

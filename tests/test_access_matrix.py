@@ -117,6 +117,7 @@ DISBURSEMENT_READERS = ("worker", "approver", "approver_community", "dual", "aud
 MATRIX: dict[tuple[str, str], Rule] = {
     # --- public ---------------------------------------------------------------------------------------------
     ("GET", "/login"): PUBLIC(),
+    ("GET", "/favicon.ico"): PUBLIC(),
     ("GET", "/account"): PAGE(LOGGED_IN()),
     ("POST", "/account/password"): LOGGED_IN(),
     ("POST", "/login"): PUBLIC(),

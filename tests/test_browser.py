@@ -44,9 +44,10 @@ document.addEventListener("htmx:oobErrorNoTarget", (e) => {
 });
 """
 # The board socket sends each user every fragment they may see and lets a page ignore those it has no slot for
-# (templates/fragments/hold_oob.html says so): a pool row reaching the requests page, a status card reaching the
-# request form before the form's own answer. htmx logs each such miss as this console error; the probe above
-# records which element it was, and a test asserts there are none where every slot should exist.
+# (templates/fragments/hold_oob.html says so): a pool row reaching the requests page (the ledger pages name
+# themselves on their socket and get only swaps with a slot: exchange/fund/live.py). htmx logs each such miss
+# as this console error; the probe above records which element it was, and a test asserts there are none where
+# every slot should exist.
 OOB_MISS_LOG = "htmx:oobErrorNoTarget"
 EXPECT_TIMEOUT_MS = 8_000
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
@@ -96,8 +97,6 @@ def _on_console(visitor: Visitor, message: ConsoleMessage) -> None:
     if message.type != "error" or message.text == OOB_MISS_LOG:
         return
     url = message.location.get("url", "")
-    if url.endswith("/favicon.ico"):  # Chromium asks for one on every site; the app has none (404).
-        return
     visitor.errors.append(f"console: {message.text} ({url})")
 
 

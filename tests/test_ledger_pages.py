@@ -24,7 +24,11 @@ async def test_case_worker_requests_from_the_form_and_sees_the_outcome_at_once(
     code = await new_case(client, network["worker"])
     await login_page_session(client, "worker")
     page = await client.get("/ledger/request")
-    assert page.status_code == 200 and code in page.text and 'ws-connect="/board/ws?views=ledger,holds"' in page.text
+    assert (
+        page.status_code == 200
+        and code in page.text
+        and 'ws-connect="/board/ws?views=ledger,holds&amp;page=request"' in page.text
+    )
     response = await client.post(
         "/ledger/request",
         data={"fund_id": fund_id, "case_code": code, "category": "calling_card", "amount": "20.00", "payee": "Bell"},

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, get, post
 from litestar.channels import ChannelsPlugin
+from litestar.datastructures import Cookie
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.middleware.rate_limit import get_remote_address
 from litestar.response import Redirect, Template
@@ -40,8 +41,27 @@ class LocaleForm(Struct):
 
 class AuthPages(Controller):
     @get("/login", opt={"public": True})
-    async def login_page(self, next: str = "/") -> Template:
-        return Template("login.html", context={"next": safe_next(next), "error": None})
+    async def login_page(self, request: Request, next: str = "/", lang: str | None = None) -> Template:
+        """`?lang=fr` (the page's language switch) keeps the choice in a cookie until someone logs in."""
+        cookies = []
+        if lang in i18n.LOCALES:
+            i18n.set_locale(lang)
+            cookies.append(
+                Cookie(
+                    key=i18n.LOCALE_COOKIE,
+                    value=lang,
+                    max_age=365 * 24 * 3600,
+                    httponly=True,
+                    samesite="lax",
+                    secure=request.app.state.settings.behind_tls,
+                )
+            )
+        return Template("login.html", context={"next": safe_next(next), "error": None}, cookies=cookies)
+
+    @get("/favicon.ico", opt={"public": True}, include_in_schema=False)
+    async def favicon(self) -> Redirect:
+        """Browsers ask for it on their own (pages link the SVG): send them to the static file."""
+        return Redirect(path="/static/favicon.svg", status_code=301)
 
     @post("/login", opt={"public": True}, status_code=200)
     async def login(self, request: Request, db: AsyncSession, data: Annotated[LoginForm, FORM]) -> Template | Redirect:

@@ -2,11 +2,18 @@
 
 A disbursement event goes to approvers (their inbox item) and to its requester (their status card); the
 Audience of the event already limits it to them, and each renderer checks again which part this user gets.
+
+Each ledger page names itself on its socket (`ws-connect="/board/ws?views=ledger,holds&page=..."`), so a
+socket only gets swaps whose targets that page has (htmx reports `htmx:oobErrorNoTarget` for any other):
+- `page=inbox`: the approver's inbox items; a new request goes on top of its list (waiting, or approved at once).
+- `page=request`: the case worker's own status cards; not a new one, which the form's answer shows in place.
+- `page=status&request=<id>`: that request's card and its actions, for its requester and approvers.
+A socket that names no page gets every part, as before pages named themselves.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from litestar import WebSocket
 
@@ -16,6 +23,9 @@ from exchange.web import i18n
 if TYPE_CHECKING:
     from exchange.live.sockets import BoardContext
 
+# Where a request new to the inbox goes, by its status when it was made.
+NEW_INBOX_LIST = {"pending_approval": "#inbox-rows", "approved": "#inbox-approved"}
+
 
 def _render(socket: WebSocket, template: str, locale: str, **context: object) -> str:
     env = socket.app.template_engine.engine  # type: ignore[union-attr]
@@ -23,18 +33,37 @@ def _render(socket: WebSocket, template: str, locale: str, **context: object) ->
     return env.get_template(template).render(**context)
 
 
+def _inbox_part(socket: WebSocket, ctx: BoardContext, change: str, d: dict[str, Any], page: str | None) -> str:
+    own = d["requester_id"] == ctx.viewer.user_id
+    if change == "created":
+        # Legacy sockets (no page) only ever got a waiting request on top of the list.
+        lists = NEW_INBOX_LIST if page == "inbox" else {"pending_approval": "#inbox-rows"}
+        into = lists.get(d["status"])
+        if into is not None:
+            template = "ledger/fragments/inbox_new_oob.html"
+            return _render(socket, template, ctx.locale, event=d, can_edit=own, oob=True, into=into)
+        if page == "inbox":
+            return ""  # decided at once (refused): in neither list of the page
+    return _render(socket, "ledger/fragments/inbox_item.html", ctx.locale, event=d, can_edit=own, oob=True)
+
+
 def render_disbursement(event: Event, ctx: BoardContext, socket: WebSocket) -> str | None:
     payload = event.payload
     d = payload["disbursement"]
+    change = payload["change"]
+    page = socket.query_params.get("page")
+    is_approver = "fund_approver" in ctx.viewer.roles
+    is_requester = d["requester_id"] == ctx.viewer.user_id
     parts: list[str] = []
-    if "fund_approver" in ctx.viewer.roles:
-        own = d["requester_id"] == ctx.viewer.user_id
-        template = (
-            "ledger/fragments/inbox_new_oob.html"
-            if payload["change"] == "created" and d["status"] == "pending_approval"
-            else "ledger/fragments/inbox_item.html"
-        )
-        parts.append(_render(socket, template, ctx.locale, event=d, can_edit=own, oob=True))
-    if d["requester_id"] == ctx.viewer.user_id:
-        parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True))
+    if page is None:
+        if is_approver:
+            parts.append(_inbox_part(socket, ctx, change, d, page))
+        if is_requester:
+            parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True, actions=True))
+    elif page == "inbox" and is_approver:
+        parts.append(_inbox_part(socket, ctx, change, d, page))
+    elif page == "request" and is_requester and change != "created":
+        parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True, actions=False))
+    elif page == "status" and socket.query_params.get("request") == d["id"] and (is_approver or is_requester):
+        parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True, actions=True))
     return "".join(parts) or None

@@ -24,5 +24,7 @@ def provide_settings(state: State) -> Settings:
 async def set_request_locale(request: Request) -> None:
     # Async on purpose: Litestar runs a sync hook in a worker thread, where setting the context
     # variable would never reach the handler and its template.
+    # Before logging in, the language chosen on the login page (a cookie) comes before the browser's.
     user = request.scope.get("user")
-    i18n.set_locale(i18n.negotiate(user.locale if user else None, request.headers.get("accept-language")))
+    chosen = user.locale if user else request.cookies.get(i18n.LOCALE_COOKIE)
+    i18n.set_locale(i18n.negotiate(chosen, request.headers.get("accept-language")))

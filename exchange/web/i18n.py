@@ -20,6 +20,7 @@ from babel.support import NullTranslations, Translations
 
 LOCALES = ("en", "fr")
 DEFAULT_LOCALE = "en"
+LOCALE_COOKIE = "locale"  # the language chosen on the login page, before anyone is logged in
 CATALOG_DIR = Path(__file__).resolve().parent / "locale"
 
 _current: ContextVar[str] = ContextVar("locale", default=DEFAULT_LOCALE)

@@ -175,7 +175,7 @@ async def _seed_if_empty(database_url: str) -> tuple[bool, list[tuple[str, str, 
     async with _session(database_url) as session:
         seeded_now = not await is_seeded(session)
         if seeded_now:
-            await seed(session, build_registry().demo_steps)
+            await seed(session, build_registry(Settings.from_env()).demo_steps)
         return seeded_now, await logins(session)
 
 

@@ -114,10 +114,10 @@ def route_handlers() -> list[Any]:
     ]
 
 
-def build_registry() -> Registry:
+def build_registry(settings: Settings) -> Registry:
     return Registry(
         sweep_steps=[sweep_surges, sweep_expired_holds, sweep_unanswered_holds, sweep_expired_cards, sweep_checkpoints],
-        grant_sources=[hold_address_grants],
+        grant_sources=[hold_address_grants(settings)],
         fragment_renderers={
             "pool.updated": render_pool_row,
             "hold.updated": render_hold_fragment,
@@ -222,7 +222,7 @@ class RefugePlugin(InitPluginProtocol):
                 "sessionmaker": make_sessionmaker(engine),
                 "facility_cards": FacilityCards(),
                 "live_hub": live_hub,
-                "registry": build_registry(),
+                "registry": build_registry(settings),
             }
         )
         app_config.dependencies.update(

@@ -8,6 +8,7 @@ from pathlib import Path
 from litestar import Litestar
 
 from exchange.plugin import build_registry
+from exchange.settings import Settings
 
 EXCHANGE = Path(__file__).resolve().parent.parent / "exchange"
 
@@ -22,7 +23,7 @@ def test_every_registry_is_filled_after_create_app(app: Litestar) -> None:
 
 
 def test_the_demo_runs_the_holds_and_fund_steps() -> None:
-    assert [step.__name__ for step in build_registry().demo_steps] == ["seed_holds", "seed_ledger"]
+    assert [step.__name__ for step in build_registry(Settings.from_env()).demo_steps] == ["seed_holds", "seed_ledger"]
 
 
 def _imports(path: Path) -> set[str]:

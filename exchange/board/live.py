@@ -53,7 +53,8 @@ async def publish_pool_views(session: AsyncSession, channels: ChannelsPlugin, po
     services' police-held beds as not free; to everyone else, the pool with every police-held bed as not free.
     """
     at = utcnow().isoformat()
-    by_org = (await police_held(session, [pool.id])).get(pool.id, {})
+    # A pool with nothing held has no police holds: the +1 of a shelter costs no extra read.
+    by_org = (await police_held(session, [pool.id])).get(pool.id, {}) if pool.held else {}
     if not by_org:
         publish(channels, "pool.updated", _payload(pool, pool.facility_id, at), Audience())
         return

@@ -311,6 +311,27 @@ async def login_page_session(client: AsyncTestClient, username: str, password: s
     )
 
 
+async def log_in_page(http: Any, username: str, password: str = PASSWORD) -> str:
+    """Log an httpx client into a live server's pages; returns the Cookie header its sockets send."""
+    await http.get("/login")
+    response = await http.post(
+        "/login", data={"username": username, "password": password, "_csrf_token": http.cookies["csrftoken"]}
+    )
+    assert response.status_code in (200, 303), response.text
+    return f"session={http.cookies['session']}"
+
+
+def ws_url(server: LiveServer, path: str) -> str:
+    return server.url.replace("http://", "ws://") + path
+
+
+def page_socket(server: LiveServer, cookie: str, path: str = "/board/ws") -> Any:
+    """A page's websocket, with the session cookie and the site's own Origin, as a browser opens it."""
+    import websockets
+
+    return websockets.connect(ws_url(server, path), additional_headers={"Cookie": cookie, "Origin": server.url})
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,23 +9,15 @@ import json
 import httpx
 import websockets
 
-from tests.conftest import PASSWORD, LiveServer, Network, until_live
+from tests.conftest import LiveServer, Network, log_in_page, page_socket, until_live, ws_url
 from tests.test_ledger_support import disbursement_body, fixture_fund_id  # noqa: F401  (fixture)
-
-
-def ws_url(server: LiveServer, path: str) -> str:
-    return server.url.replace("http://", "ws://") + path
 
 
 async def _board_socket(server: LiveServer, username: str):
     http = httpx.AsyncClient(base_url=server.url)
-    await http.get("/login")
-    await http.post(
-        "/login", data={"username": username, "password": PASSWORD, "_csrf_token": http.cookies["csrftoken"]}
-    )
-    cookie = f"session={http.cookies['session']}"
+    cookie = await log_in_page(http, username)
     await http.aclose()
-    return websockets.connect(ws_url(server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": server.url})
+    return page_socket(server, cookie)
 
 
 async def _recv_containing(ws, needle: str, within_s: float = 3.0) -> str:

@@ -11,11 +11,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import REDIS_URL, LiveServer, until_live
-
-
-def ws_url(server: LiveServer, path: str) -> str:
-    return server.url.replace("http://", "ws://") + path
+from tests.conftest import REDIS_URL, LiveServer, log_in_page, page_socket, until_live, ws_url
 
 
 async def next_pool_event(ws, pool_id: str, within_s: float = 3.0) -> dict:
@@ -48,20 +44,8 @@ async def test_stream_client_receives_a_pool_change_made_through_the_api(live_se
 async def test_board_socket_sends_html_rows_to_swap(live_server, network) -> None:
     pool = network.pools["b"]
     async with httpx.AsyncClient(base_url=live_server.url) as http:
-        await http.get("/login")
-        login = await http.post(
-            "/login",
-            data={
-                "username": "shelter_b",
-                "password": "correct horse battery staple",
-                "_csrf_token": http.cookies["csrftoken"],
-            },
-        )
-        assert login.status_code in (200, 303)
-        cookie = f"session={http.cookies['session']}"
-        async with websockets.connect(
-            ws_url(live_server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": live_server.url}
-        ) as ws:
+        cookie = await log_in_page(http, "shelter_b")
+        async with page_socket(live_server, cookie) as ws:
             # The first message says the page is live: the subscription exists, no change can be missed.
             hello = await until_live(ws)
             assert 'id="live-status"' in hello and "Live" in hello
@@ -98,9 +82,7 @@ async def test_websocket_from_another_site_is_refused(live_server, network) -> N
             await ws.recv()
     assert refused.value.response.status_code == 403
     # The same session from our own origin is accepted and goes live.
-    async with websockets.connect(
-        ws_url(live_server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": live_server.url}
-    ) as ws:
+    async with page_socket(live_server, cookie) as ws:
         assert 'id="live-status"' in await until_live(ws)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from beds.audit import AddressRelease
 from beds.models import BedPool, PoolChange, SurgeBeds
-from tests.conftest import LiveServer, login_page_session, until_live
+from tests.conftest import log_in_page, login_page_session, page_socket, until_live, ws_url
 
 
 def later(**delta: float) -> str:
@@ -228,10 +228,6 @@ async def test_the_network_occupancy_report_shows_held_beds_only_to_coordinators
     assert (await todays_row("admin"))[:5] == [21, 6, 0, 2, 13]
 
 
-def ws_url(server: LiveServer, path: str) -> str:
-    return server.url.replace("http://", "ws://") + path
-
-
 async def pool_events(ws: Any, pool_id: str, until_occupied: int, within_s: float = 5.0) -> list[dict]:
     """Every `pool.updated` of the pool this socket receives, up to the one with `until_occupied` beds occupied."""
     seen = []
@@ -278,20 +274,8 @@ async def test_the_live_stream_tells_police_held_beds_as_held_only_to_the_partie
 async def test_the_board_socket_renders_police_held_beds_as_not_free_for_outsiders(live_server, network) -> None:
     pool_id = network.pools["a"].id
     async with httpx.AsyncClient(base_url=live_server.url) as http:
-        await http.get("/login")
-        login = await http.post(
-            "/login",
-            data={
-                "username": "worker",
-                "password": "correct horse battery staple",
-                "_csrf_token": http.cookies["csrftoken"],
-            },
-        )
-        assert login.status_code in (200, 303)
-        cookie = f"session={http.cookies['session']}"
-        async with websockets.connect(
-            ws_url(live_server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": live_server.url}
-        ) as ws:
+        cookie = await log_in_page(http, "worker")
+        async with page_socket(live_server, cookie) as ws:
             await until_live(ws)
             await police_hold(http, network, beds=2)
             async with asyncio.timeout(5):

@@ -24,13 +24,19 @@ from exchange.accounts.service import PASSWORD_CHECKS, issue_token
 from exchange.app import create_app
 from exchange.settings import Settings
 from exchange.web.throttle import LoginThrottle, MemoryCounters
-from tests.conftest import PASSWORD, REDIS_URL, LiveServer, Network, login_page_session, until_live
+from tests.conftest import (
+    PASSWORD,
+    REDIS_URL,
+    LiveServer,
+    Network,
+    log_in_page,
+    login_page_session,
+    page_socket,
+    until_live,
+    ws_url,
+)
 
 TOKEN_URL = "/api/v1/auth/token"
-
-
-def ws_url(server: LiveServer, path: str) -> str:
-    return server.url.replace("http://", "ws://") + path
 
 
 async def until_closed(ws: Any, within_s: float = 3.0) -> tuple[int, list[str]]:
@@ -47,16 +53,11 @@ async def until_closed(ws: Any, within_s: float = 3.0) -> tuple[int, list[str]]:
 async def page_cookie(server: LiveServer, username: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """A logged-in browser on the live server and its session cookie header."""
     async with httpx.AsyncClient(base_url=server.url) as http:
-        await http.get("/login")
-        login = await http.post(
-            "/login", data={"username": username, "password": PASSWORD, "_csrf_token": http.cookies["csrftoken"]}
-        )
-        assert login.status_code in (200, 303)
-        yield http, f"session={http.cookies['session']}"
+        yield http, await log_in_page(http, username)
 
 
 def board_socket(server: LiveServer, cookie: str) -> Any:
-    return websockets.connect(ws_url(server, "/board/ws"), additional_headers={"Cookie": cookie, "Origin": server.url})
+    return page_socket(server, cookie)
 
 
 def stream_socket(server: LiveServer, token: str) -> Any:

@@ -53,7 +53,7 @@ class HoldLimits:
     """The most beds one requester, and one organisation, may have in `requested` state at once
     (exchange/settings.py). Beds confirmed at once by the partner's agreement do not count."""
 
-    per_requester: int
+    per_requester: int | None  # None: no limit per person (an operation's allocation)
     per_organisation: int
 
 
@@ -143,8 +143,8 @@ async def check_limits(session: AsyncSession, requester: Requester, limits: Hold
         total = await session.scalar(select(func.coalesce(func.sum(Hold.beds), 0)).where(*open_requests, *conditions))
         return int(total or 0)
 
-    mine = await requested_beds(Hold.requested_by == requester.user_id)
-    if mine > limits.per_requester:
+    mine = await requested_beds(Hold.requested_by == requester.user_id) if limits.per_requester is not None else 0
+    if limits.per_requester is not None and mine > limits.per_requester:
         raise Conflict(
             "hold_limit",
             f"One person may have at most {limits.per_requester} bed(s) requested and not yet answered "

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Conflict, Invalid, NotFound
-from beds.holds import MAX_HOLD_DAYS, NewHold, Requester, detach_and_rollback, place_hold
+from beds.holds import MAX_HOLD_DAYS, HoldLimits, NewHold, Requester, check_limits, detach_and_rollback, place_hold
 from beds.holds_models import ACTIVE_STATUSES, Allocation, Hold, HoldStatus, Operation, OperationNeed
 from beds.models import PROVINCES, BedPool, Facility, Profile
 from beds.planner import Candidate, Need, Plan, PlanOptions, propose
@@ -241,10 +241,12 @@ async def allocate(
     response_window: timedelta = timedelta(minutes=30),
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    limits: HoldLimits | None = None,
 ) -> AllocationResult:
     """Place every proposed hold in one transaction, or none: 409 with what is missing.
 
     `requester` is the operation's service, which holds the beds also when a coordinator places them for it.
+    `limits`: an operation may request more beds than one person's limit, never more than its service's.
     """
     operation = await get_operation(session, viewer, operation_id)
     if idempotency_key:
@@ -291,6 +293,8 @@ async def allocate(
             )
             pools[pool.id] = pool
             holds.append(hold)
+        if limits is not None:
+            await check_limits(session, requester, HoldLimits(None, limits.per_organisation), now)
         await session.commit()
     except IntegrityError:
         await session.rollback()

@@ -552,3 +552,31 @@ async def test_a_repeated_operation_request_creates_one_operation(live_server, c
         from beds.holds_models import Operation
 
         assert (await session.execute(select(func.count()).select_from(Operation))).scalar_one() == 2
+
+
+async def test_an_allocation_may_pass_one_persons_limit_but_never_its_services(app, client, network, sessionmaker):
+    """A planner who allocates an operation with huge needs cannot hold the network: the operation counts toward
+    the police service's limit of requested beds (found by an insider attack: 290 beds in one allocation)."""
+    pool_id = await big_pool(sessionmaker, network, capacity=100)
+    body = {
+        "code_name": "KESTREL",
+        "province": "QC",
+        "window_start": later(hours=1),
+        "window_end": later(hours=6),
+        "needs": [{"profile": "women", "count": 12}],
+    }
+    options = {"allow_other_cities": True, "allow_other_provinces": True}
+    police = network["police"].headers
+    with limits(app, hold_limit_per_requester=5, hold_limit_per_organisation=10):
+        op = (await client.post("/api/v1/operations", json=body, headers=police)).json()
+        over = await client.post(f"/api/v1/operations/{op['id']}/allocate", json=options, headers=police)
+        assert over.status_code == 409 and over.json()["error"] == "hold_limit", over.text
+        assert over.json()["limit"] == "per_organisation" and over.json()["max_beds"] == 10
+        assert await held(sessionmaker, pool_id) == 0  # all or none: nothing stays held
+        # Within the service's limit, beyond one person's: allowed, as an operation needs.
+        body["needs"] = [{"profile": "women", "count": 8}]
+        body["code_name"] = "MERLIN"
+        op = (await client.post("/api/v1/operations", json=body, headers=police)).json()
+        ok = await client.post(f"/api/v1/operations/{op['id']}/allocate", json=options, headers=police)
+        assert ok.status_code in (200, 201), ok.text
+        assert sum(h["beds"] for h in ok.json()["holds"]) == 8

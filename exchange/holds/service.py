@@ -186,6 +186,7 @@ class HoldService:
             response_window=response_window(self.settings),
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            limits=hold_limits(self.settings),
         )
         if not result.replayed:
             await self._announce(result.holds, result.pools)

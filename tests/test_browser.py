@@ -34,8 +34,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Names each element of a socket message that found no slot on the page. Playwright's init scripts are not page scripts: the CSP does not
-# apply to them.
+# Names each element of a socket message that found no slot on the page. Playwright's init scripts are not
+# page scripts: the CSP does not apply to them.
 WS_PROBE = """
 document.addEventListener("htmx:oobErrorNoTarget", (e) => {
   console.warn("oob-miss " + e.detail.content.outerHTML.slice(0, 200));

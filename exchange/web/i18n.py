@@ -12,6 +12,7 @@ from pathlib import Path
 from babel import Locale
 from babel.dates import format_datetime as _format_datetime
 from babel.dates import format_timedelta as _format_timedelta
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency as _format_currency
@@ -30,16 +31,33 @@ _translations: dict[str, NullTranslations] = {}
 def load_catalogs() -> None:
     """Compile the .po catalogues in memory, so no binary .mo file is kept in the repository."""
     for lang in LOCALES:
-        po_path = CATALOG_DIR / lang / "LC_MESSAGES" / "messages.po"
-        if not po_path.exists():
+        catalog = read_catalog(lang)
+        if catalog is None:
             _translations[lang] = NullTranslations()
             continue
-        with po_path.open("rb") as fh:
-            catalog = read_po(fh, locale=lang)
         buffer = io.BytesIO()
         write_mo(buffer, catalog, use_fuzzy=False)
         buffer.seek(0)
         _translations[lang] = Translations(buffer)
+
+
+def read_catalog(lang: str) -> Catalog | None:
+    """`messages.po`, plus any other `.po` file beside it: work in progress keeps its strings apart until
+    `scripts/i18n-update` folds them in."""
+    folder = CATALOG_DIR / lang / "LC_MESSAGES"
+    main = folder / "messages.po"
+    if not main.exists():
+        return None
+    with main.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    for extra in sorted(folder.glob("*.po")):
+        if extra == main:
+            continue
+        with extra.open("rb") as fh:
+            for message in read_po(fh, locale=lang):
+                if message.id:
+                    catalog[message.id] = message
+    return catalog
 
 
 def set_locale(lang: str) -> None:

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,6 +114,32 @@ async def case_for_org(session: AsyncSession, code: str, organisation_id: str) -
     case = (await session.execute(select(Case).where(Case.code == code.strip().upper()))).scalar_one_or_none()
     if case is None or case.lead_org_id != organisation_id:
         raise NotFound("case_not_found", "No such case for your organisation.")
+    return case
+
+
+async def open_case_for_org(session: AsyncSession, code: str, organisation_id: str) -> Case:
+    """The case, if this organisation leads it and it is open: 409 `case_closed` once closed."""
+    case = await case_for_org(session, code, organisation_id)
+    if case.closed_at is not None:
+        raise Conflict("case_closed", "This case is closed: it takes no new request or hold.", case_code=case.code)
+    return case
+
+
+async def close_case(
+    session: AsyncSession, code: str, organisation_id: str, *, actor_user_id: str, now: datetime | None = None
+) -> Case:
+    """Close a case of this organisation; commits. Closing a closed case changes nothing and answers it, so a
+    repeated request acts once. What was already requested or held goes on; nothing new starts."""
+    case = await case_for_org(session, code, organisation_id)
+    if case.closed_at is None:
+        # Conditional, so two concurrent closes write one closer.
+        await session.execute(
+            update(Case)
+            .where(Case.id == case.id, Case.closed_at.is_(None))  # type: ignore[arg-type,union-attr]
+            .values(closed_at=now or utcnow(), closed_by_user_id=actor_user_id)
+        )
+        await session.commit()
+        await session.refresh(case)
     return case
 
 

@@ -72,7 +72,8 @@ async def test_admin_creates_organisation_user_facility_and_pool(client, network
     async with sessionmaker() as session:
         facility = (await session.execute(select(Facility).where(Facility.name == "Nouvelle"))).scalar_one()
         user = (await session.execute(select(User).where(User.username == "nouvelle"))).scalar_one()
-    assert user.roles == ["shelter_staff"] and user.password_hash.startswith("$argon2")
+    # The role waits for a second person (tests/test_trust_admin_grants.py): the account starts without it.
+    assert user.roles == [] and user.password_hash.startswith("$argon2")
     assert facility.active and facility.accepts_trafficking and facility.address == "1 rue Cachée"
     r = await client.post(
         f"/admin/facilities/{facility.id}/pools", data={"profile": "youth", "capacity": "6"}, headers=csrf
@@ -120,8 +121,8 @@ async def test_only_admins_reach_admin_pages(client, network) -> None:
         await client.post("/logout", headers=csrf)
 
 
-async def test_admin_changes_roles_and_they_apply_at_once(client, network, sessionmaker) -> None:
-    from exchange.accounts.models import User
+async def test_admin_changes_roles_and_they_apply_once_a_second_admin_approves(client, network, sessionmaker) -> None:
+    from exchange.accounts.models import Role, RoleGrant, User
 
     # worker_plain is a case worker: the approvers' fund route refuses its role.
     before = await client.get("/api/v1/funds/nope", headers=network["worker_plain"].headers)
@@ -137,7 +138,27 @@ async def test_admin_changes_roles_and_they_apply_at_once(client, network, sessi
     assert saved.status_code in (200, 303)
     async with sessionmaker() as session:
         user = await session.get(User, user_id)
+        assert user.roles == ["case_worker"] and user.lead_worker is False  # the additions wait
+        second = User(
+            username="admin2",
+            password_hash=user.password_hash,
+            organisation_id=network["admin"].user.organisation_id,
+            roles=[Role.NETWORK_ADMIN.value],
+        )
+        session.add(second)
+        grant = (await session.execute(select(RoleGrant).where(RoleGrant.user_id == user_id))).scalar_one()
+        await session.commit()
+    await client.post("/logout", headers=csrf)
+    await login_page_session(client, "admin2")
+    csrf = {"x-csrftoken": client.cookies["csrftoken"]}
+    approved = await client.post(f"/admin/grants/{grant.id}/approve", data={"next": "/admin"}, headers=csrf)
+    assert approved.status_code in (200, 303)
+    async with sessionmaker() as session:
+        user = await session.get(User, user_id)
     assert user.roles == ["case_worker", "fund_approver"] and user.lead_worker is True
+    await client.post("/logout", headers=csrf)
+    await login_page_session(client, "admin")
+    csrf = {"x-csrftoken": client.cookies["csrftoken"]}
     bad = await client.post(f"/admin/users/{user_id}/roles", data={"roles": "emperor"}, headers=csrf)
     assert bad.status_code == 422
     own = await client.post(f"/admin/users/{network['admin'].id}/roles", data={"roles": "auditor"}, headers=csrf)

@@ -11,11 +11,13 @@ from msgspec import Struct
 from msgspec.structs import asdict
 
 from beds.audit import RELEASES_PAGE, ReleaseFilter
+from beds.errors import Conflict
 from beds.models import PROVINCES
 from exchange.accounts.models import OrgKind, Role
+from exchange.admin.grants import DECIDERS
 from exchange.admin.service import SERVICE, AdminService
 from exchange.web.auth import requires_roles
-from exchange.web.forms import FORM
+from exchange.web.forms import FORM, safe_next
 from exchange.web.nav import page_context
 
 
@@ -75,6 +77,11 @@ class FacilityForm(FacilityEditForm, kw_only=True):
     active: bool = True  # the add form has no such box: a new facility is listed at once
 
 
+class DecisionForm(Struct):
+    # The page the decision was taken from, to go back to.
+    next: str = "/admin"
+
+
 class PoolForm(Struct):
     profile: str
     capacity: int
@@ -104,6 +111,7 @@ class AdminPages(Controller):
     @get("/")
     async def index(self, request: Request, service: AdminService, notice: str | None = None) -> Template:
         overview = await service.overview()
+        pending = await service.pending_grants()
         return Template(
             "admin.html",
             context=page_context(
@@ -117,6 +125,8 @@ class AdminPages(Controller):
                 org_kinds=[k.value for k in OrgKind],
                 provinces=PROVINCES,
                 notice=notice,
+                grants=pending,
+                waiting={view.grant.user_id: view.grant for view in pending},
             ),
         )
 
@@ -127,8 +137,8 @@ class AdminPages(Controller):
 
     @post("/users", status_code=303)
     async def add_user(self, service: AdminService, data: Annotated[UserForm, FORM]) -> Redirect:
-        await service.add_user(**{**asdict(data), "roles": _listed(data.roles)})
-        return _done("user_created")
+        user = await service.add_user(**{**asdict(data), "roles": _listed(data.roles)})
+        return _done("user_created" if set(user.roles) >= set(_listed(data.roles)) else "grant_requested")
 
     @post("/users/{user_id:str}/disable", status_code=303)
     async def disable_user(self, service: AdminService, user_id: str) -> Redirect:
@@ -147,8 +157,9 @@ class AdminPages(Controller):
 
     @post("/users/{user_id:str}/roles", status_code=303)
     async def set_roles(self, service: AdminService, user_id: str, data: Annotated[RolesForm, FORM]) -> Redirect:
-        await service.set_roles(user_id, _listed(data.roles), lead_worker=data.lead_worker)
-        return _done("roles_saved")
+        user = await service.set_roles(user_id, _listed(data.roles), lead_worker=data.lead_worker)
+        waits = not set(user.roles) >= set(_listed(data.roles)) or (data.lead_worker and not user.lead_worker)
+        return _done("grant_requested" if waits else "roles_saved")
 
     @post("/facilities", status_code=303)
     async def add_facility(self, service: AdminService, data: Annotated[FacilityForm, FORM]) -> Redirect:
@@ -207,3 +218,37 @@ class AdminPages(Controller):
     async def add_pool(self, service: AdminService, facility_id: str, data: Annotated[PoolForm, FORM]) -> Redirect:
         await service.add_pool(facility_id, profile=data.profile, capacity=data.capacity)
         return _done("pool_created")
+
+
+class GrantPages(Controller):
+    """Role grants waiting for a second person: another network admin (also on /admin), or someone of the
+    account's organisation who holds the role, or a fund approver of another organisation for fund roles."""
+
+    path = "/admin/grants"
+    guards = [requires_roles(*DECIDERS)]
+    dependencies = SERVICE
+
+    @get("/")
+    async def grants(self, request: Request, service: AdminService, notice: str | None = None) -> Template:
+        return Template(
+            "admin_grants.html",
+            context=page_context(request, grants=await service.pending_grants(), notice=notice),
+        )
+
+    @post("/{grant_id:str}/approve", status_code=303)
+    async def approve(self, service: AdminService, grant_id: str, data: Annotated[DecisionForm, FORM]) -> Redirect:
+        return await _decided(service, grant_id, data, approve=True)
+
+    @post("/{grant_id:str}/refuse", status_code=303)
+    async def refuse(self, service: AdminService, grant_id: str, data: Annotated[DecisionForm, FORM]) -> Redirect:
+        return await _decided(service, grant_id, data, approve=False)
+
+
+async def _decided(service: AdminService, grant_id: str, data: DecisionForm, *, approve: bool) -> Redirect:
+    """Back to the page the decision came from, saying what happened; someone else deciding first is said too."""
+    try:
+        await service.decide_grant(grant_id, approve=approve)
+        notice = "grant_approved" if approve else "grant_refused"
+    except Conflict:
+        notice = "grant_decided"
+    return Redirect(path=safe_next(data.next), query_params={"notice": notice}, status_code=303)

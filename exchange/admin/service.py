@@ -22,7 +22,8 @@ from beds.audit import ReleaseFilter
 from beds.errors import Invalid
 from beds.models import BedPool, Facility
 from exchange.accounts import service as accounts
-from exchange.accounts.models import Organisation, OrgKind, Role, User
+from exchange.accounts.models import Organisation, OrgKind, Role, RoleGrant, User
+from exchange.admin import grants
 from exchange.board.addresses import ReleaseRow, release_rows
 from exchange.live.events import publish_session_end
 from exchange.web import throttle
@@ -38,6 +39,18 @@ class Overview:
     users: list[User]
     facilities: list[Facility]
     pool_counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class GrantView:
+    """A pending role grant as the pages and the API show it: whose, what, who asked, and whether the
+    person looking may decide it."""
+
+    grant: RoleGrant
+    username: str
+    organisation: str
+    requested_by: str
+    may_decide: bool
 
 
 @dataclass(frozen=True)
@@ -104,26 +117,47 @@ class AdminService:
         return organisation
 
     async def add_user(
-        self, *, username: str, password: str, organisation_id: str, roles: Iterable[str], **profile: Any
+        self,
+        *,
+        username: str,
+        password: str,
+        organisation_id: str,
+        roles: Iterable[str],
+        lead_worker: bool = False,
+        **profile: Any,
     ) -> User:
-        """A new user; `profile` is display_name, email and lead_worker."""
+        """A new user; `profile` is display_name and email. The roles that wait for a second person
+        (exchange/admin/grants.py) go into a pending grant: the account starts without them."""
         known = _known_roles(roles)
         if len(password) < accounts.PASSWORD_MIN:
             raise Invalid("weak_password", f"Passwords need at least {accounts.PASSWORD_MIN} characters.")
         await self._organisation(organisation_id)
+        change = grants.split(
+            known, lead_worker, organisation_id=organisation_id, admin_org_id=self.actor.organisation_id
+        )
         try:
             user = await accounts.create_user(
                 self.db,
                 username=username.strip(),
                 password=password,
                 organisation_id=organisation_id,
-                roles=known,
+                roles=change.now,
+                lead_worker=change.lead_worker_now,
                 **profile,
             )
         except IntegrityError as exc:
             await self.db.rollback()
             raise Invalid("duplicate_username", "This username is taken.") from exc
-        await self._audit("user_added", user=user.id, organisation=organisation_id, roles=known)
+        grant = await grants.request_grant(self.db, user, change, requested_by=self.actor)
+        await self._audit(
+            "user_added",
+            user=user.id,
+            organisation=organisation_id,
+            roles=known,
+            lead_worker=lead_worker,
+            granted=change.now,
+            grant=grant.id if grant else None,
+        )
         return user
 
     async def set_active(self, user_id: str, active: bool) -> None:
@@ -144,17 +178,67 @@ class AdminService:
         await self._audit("user_unlocked", user=user_id)
 
     async def set_roles(self, user_id: str, roles: Iterable[str], *, lead_worker: bool) -> User:
+        """What is taken away applies at once; what is added waits for a second person (a pending grant, which
+        replaces any older one of this user)."""
         known = _known_roles(roles)
         if user_id == self.actor.id and Role.NETWORK_ADMIN.value not in known:
             # The last door into these pages must not close behind the person holding it.
             raise Invalid("self_demotion", "You cannot remove your own network admin role.")
-        user = await accounts.set_user_roles(self.db, user_id, known, lead_worker)
+        user = await self.db.get(User, user_id)
         if user is None:
             raise NotFoundException("No such user.")
-        await self._audit("user_roles", user=user_id, roles=known, lead_worker=lead_worker)
+        change = grants.split(
+            known,
+            lead_worker,
+            current=user.roles,
+            lead_current=user.lead_worker,
+            organisation_id=user.organisation_id,
+            admin_org_id=self.actor.organisation_id,
+        )
+        user = await accounts.set_user_roles(self.db, user_id, change.now, change.lead_worker_now)
+        if user is None:
+            raise NotFoundException("No such user.")
+        grant = await grants.request_grant(self.db, user, change, requested_by=self.actor)
+        await self._audit(
+            "user_roles",
+            user=user_id,
+            roles=known,
+            lead_worker=lead_worker,
+            granted=change.now,
+            grant=grant.id if grant else None,
+        )
         # Open sockets filter by the roles they were opened with: they close, and the client reconnects with these.
         self._end_sessions_live(user_id)
         return user
+
+    async def pending_grants(self) -> list[GrantView]:
+        """Pending role grants: a network admin sees them all, anyone else those they may decide."""
+        everyone = {u.id: u for u in await accounts.users(self.db)}
+        names = {o.id: o.name for o in await accounts.organisations(self.db)}
+        views = []
+        for grant in await grants.pending_grants(self.db):
+            may = grants.refusal(grant, self.actor) is None
+            if not (may or self.actor.has(Role.NETWORK_ADMIN)):
+                continue
+            user, asker = everyone.get(grant.user_id), everyone.get(grant.requested_by_user_id)
+            views.append(
+                GrantView(
+                    grant,
+                    user.username if user else "",
+                    names.get(grant.organisation_id, ""),
+                    asker.username if asker else "",
+                    may,
+                )
+            )
+        return views
+
+    async def decide_grant(self, grant_id: str, *, approve: bool) -> RoleGrant:
+        """Approve or refuse a pending grant (exchange/admin/grants.py says who may)."""
+        grant = await grants.decide(self.db, grant_id, self.actor, approve=approve)
+        if approve:
+            # The user's open sockets reconnect with the roles they now hold.
+            self._end_sessions_live(grant.user_id)
+        return grant
 
     async def add_facility(self, organisation_id: str, fields: dict[str, Any]) -> Facility:
         await self._organisation(organisation_id)

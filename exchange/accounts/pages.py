@@ -16,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from exchange.accounts import service
 from exchange.accounts.models import User
 from exchange.live.events import publish_session_end
-from exchange.web import i18n, throttle
+from exchange.web import i18n, localtime, throttle
 from exchange.web.auth import session_key, start_session
 from exchange.web.forms import FORM, safe_next
 from exchange.web.i18n import gettext as _
 from exchange.web.nav import page_context
+
+# Where a login lands when no other page was asked for: each role's first screen.
+HOME = "/home"
 
 
 class LoginForm(Struct):
@@ -37,6 +40,13 @@ class PasswordForm(Struct):
 
 class LocaleForm(Struct):
     locale: str
+    # The page the switch was on: the person stays there, now in the other language.
+    next: str = "/"
+
+
+class TimeZoneForm(Struct):
+    # An IANA name of localtime.ZONE_CHOICES, or "" for the organisation's province's zone.
+    time_zone: str = ""
 
 
 class AuthPages(Controller):
@@ -74,7 +84,9 @@ class AuthPages(Controller):
         except NotAuthorizedException:
             return self._refused(data, _("Wrong username or password."), 401)
         await start_session(request, user.id)
-        return Redirect(path=safe_next(data.next), status_code=303)
+        # No page asked for (or the site's root, where every visit starts): the person's own home (exchange/home).
+        target = safe_next(data.next)
+        return Redirect(path=HOME if target == "/" else target, status_code=303)
 
     @staticmethod
     def _refused(data: LoginForm, error: str, status: int) -> Template:
@@ -94,19 +106,47 @@ class AuthPages(Controller):
     async def set_locale(
         self, request: Request[User, str, object], db: AsyncSession, data: Annotated[LocaleForm, FORM]
     ) -> Redirect:
+        cookies = []
         if data.locale in i18n.LOCALES:
             await service.set_locale(db, request.user.id, data.locale)
-        return Redirect(path="/", status_code=303)
+            # Also in the cookie: a page the router does not know (404) is answered before anyone is looked up.
+            cookies.append(
+                Cookie(
+                    key=i18n.LOCALE_COOKIE,
+                    value=data.locale,
+                    max_age=365 * 24 * 3600,
+                    httponly=True,
+                    samesite="lax",
+                    secure=request.app.state.settings.behind_tls,
+                )
+            )
+        return Redirect(path=safe_next(data.next), status_code=303, cookies=cookies)
 
     @get("/account")
     async def account(self, request: Request[User, str, object], db: AsyncSession, changed: bool = False) -> Template:
         return Template("account.html", context=await self._account_context(request, db, error=None, changed=changed))
 
+    @post("/account/time-zone", status_code=303)
+    async def set_time_zone(
+        self, request: Request[User, str, object], db: AsyncSession, data: Annotated[TimeZoneForm, FORM]
+    ) -> Template | Redirect:
+        """The zone of the person's own times; "" goes back to their organisation's province's."""
+        if data.time_zone and not localtime.is_known_zone(data.time_zone):
+            context = await self._account_context(
+                request, db, error=None, changed=False, zone_error=_("Choose one of the time zones in the list.")
+            )
+            return Template("account.html", context=context, status_code=422)
+        await service.set_time_zone(db, request.user.id, data.time_zone or None)
+        return Redirect(path="/account", status_code=303)
+
     @staticmethod
     async def _account_context(request: Request[User, str, object], db: AsyncSession, **context: object) -> dict:
         """The page, with the person's API tokens in use: when each was made, expires and was last used."""
         tokens = [t for t in await service.tokens_of(db, request.user.id) if t.revoked_at is None]
-        return page_context(request, tokens=tokens, **context)
+        context.setdefault("zone_error", None)
+        return page_context(
+            request, tokens=tokens, zone_choices=localtime.zone_choices(), time_zone=request.user.time_zone, **context
+        )
 
     @post("/account/password", status_code=303)
     async def set_password(

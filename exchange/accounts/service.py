@@ -257,6 +257,11 @@ async def set_locale(session: AsyncSession, user_id: str, locale: str) -> None:
     await _update_user(session, user_id, locale=locale)
 
 
+async def set_time_zone(session: AsyncSession, user_id: str, time_zone: str | None) -> None:
+    """The zone a user's own times are shown in (None: their organisation's province's); the caller checks it."""
+    await _update_user(session, user_id, time_zone=time_zone)
+
+
 async def change_password(session: AsyncSession, user_id: str, current: str, new: str) -> bool:
     """False when the current password is wrong; the caller answers without saying more.
 

@@ -9,7 +9,7 @@ from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.settings import Settings
-from exchange.web import i18n
+from exchange.web import i18n, localtime
 
 
 async def provide_db(state: State) -> AsyncGenerator[AsyncSession, None]:
@@ -28,3 +28,6 @@ async def set_request_locale(request: Request) -> None:
     user = request.scope.get("user")
     chosen = user.locale if user else request.cookies.get(i18n.LOCALE_COOKIE)
     i18n.set_locale(i18n.negotiate(chosen, request.headers.get("accept-language")))
+    # The zone of the person's own times (exchange/web/localtime.py); a page about a facility or an
+    # operation names that one's zone itself.
+    await localtime.set_request_zone(request)

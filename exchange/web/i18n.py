@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 from contextvars import ContextVar
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 from babel import Locale
-from babel.dates import format_datetime as _format_datetime
-from babel.dates import format_timedelta as _format_timedelta
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -103,22 +101,46 @@ _ = gettext
 
 
 def format_datetime(value: datetime | None, fmt: str = "medium") -> str:
+    """A time where no zone applies (a log, an export): `2026-12-02 02:00 UTC`, the zone always said.
+
+    Pages show times in a local zone with `exchange/web/localtime.py` `format_datetime` (the Jinja global of
+    the same name); `fmt`, a babel format once, is kept so older calls still work.
+    """
     if value is None:
         return ""
-    return _format_datetime(value, format=fmt, locale=get_locale(), tzinfo=None)
+    utc = value.astimezone(UTC) if value.tzinfo is not None else value
+    clock = "%H h %M" if get_locale() == "fr" else "%H:%M"
+    return utc.strftime(f"%Y-%m-%d {clock} UTC")
 
 
 def format_ago(value: datetime | None, now: datetime) -> str:
+    """`in 25 min`, `25 min ago`, `dans 25 min`, `il y a 3 h`: whole minutes, rounded toward now.
+
+    The one relative form of every page (exchange/web/localtime.py `format_relative` is this function)."""
     if value is None:
         return ""
-    delta: timedelta = value - now
-    # Rounded to the minute and cached: the board asks this for every facility on every render.
-    return _format_ago_minutes(int(delta.total_seconds() // 60), get_locale())
+    seconds = (value - now).total_seconds()
+    # Cached by the minute: the board asks this for every facility on every render.
+    return _format_ago_minutes(int(abs(seconds) // 60), seconds > 0, get_locale())
 
 
 @lru_cache(maxsize=8192)
-def _format_ago_minutes(minutes: int, locale: str) -> str:
-    return _format_timedelta(timedelta(minutes=minutes), add_direction=True, locale=locale, threshold=1.0)
+def _format_ago_minutes(minutes: int, ahead: bool, locale: str) -> str:
+    if minutes == 0:
+        return gettext("now")
+    span = _span(minutes)
+    return gettext("in %(span)s", span=span) if ahead else gettext("%(span)s ago", span=span)
+
+
+def _span(minutes: int) -> str:
+    if minutes < 60:
+        return gettext("%(num)d min", num=minutes)
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        if rest and hours < 10:
+            return gettext("%(hours)d h %(minutes)02d min", hours=hours, minutes=rest)
+        return gettext("%(num)d h", num=hours)
+    return ngettext("%(num)d day", "%(num)d days", hours // 24)
 
 
 def format_number(value: int) -> str:

@@ -11,8 +11,9 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Invalid, NotFound
-from beds.holds_models import ACTIVE_STATUSES, Hold
-from beds.models import BedPool, Facility, FacilityKind, PoolChange
+from beds.holds_models import ACTIVE_STATUSES, Hold, Operation
+from beds.models import BedPool, Facility, FacilityKind, PoolChange, Profile
+from beds.places import city_key
 from beds.pools import FREE
 from beds.timeutil import utcnow
 
@@ -99,14 +100,17 @@ async def list_facilities(
     stmt = select(*Facility.__table__.c).where(Facility.active.is_(True))  # type: ignore[attr-defined]
     if board_filter.province:
         stmt = stmt.where(Facility.province == board_filter.province)
-    if board_filter.city:
-        stmt = stmt.where(Facility.city == board_filter.city)
     if board_filter.kind:
         stmt = stmt.where(Facility.kind == board_filter.kind)
     for name in board_filter.criteria:
         stmt = stmt.where(CRITERIA[name])
     stmt = stmt.order_by(Facility.province, Facility.city, Facility.name)
     facilities = (await session.execute(stmt)).all()
+    if board_filter.city:
+        # In Python, not SQL: "Montreal" finds "Montréal" whatever the database's collation; a network has a few
+        # thousand facilities at most, and a key costs a microsecond.
+        wanted = city_key(board_filter.city)
+        facilities = [f for f in facilities if city_key(f.city) == wanted]
     if not facilities:
         return []
     pool_stmt = select(*BedPool.__table__.c, FREE.label("free")).order_by(BedPool.facility_id, BedPool.profile)
@@ -134,6 +138,139 @@ def group_by_city(listings: list[FacilityListing]) -> list[CityGroup]:
         CityGroup(province, city, list(items))
         for (province, city), items in groupby(listings, key=lambda li: (li.facility.province, li.facility.city))
     ]
+
+
+# The board's summary: per province and city, the free beds of each profile, before anyone opens a city's cards.
+
+
+@dataclass
+class CitySummary:
+    province: str
+    city: str
+    listings: list[FacilityListing]
+    free_by_profile: dict[str, int]
+
+    @property
+    def key(self) -> str:
+        return city_key(self.city)
+
+    @property
+    def free(self) -> int:
+        return sum(self.free_by_profile.values())
+
+    def free_for(self, profile: str | None) -> int:
+        """Free beds a person of this profile could take: the profile's own pools and the "any" pools."""
+        if not profile:
+            return self.free
+        return self.free_by_profile.get(profile, 0) + (self.free_by_profile.get(Profile.ANY.value, 0))
+
+
+@dataclass
+class ProvinceSummary:
+    province: str
+    cities: list[CitySummary]
+
+    @property
+    def facilities(self) -> int:
+        return sum(len(c.listings) for c in self.cities)
+
+    @property
+    def free(self) -> int:
+        return sum(c.free for c in self.cities)
+
+
+def free_for(listing: FacilityListing, profile: str | None) -> int:
+    return sum(p.free for p in listing.pools if not profile or p.profile in (profile, Profile.ANY.value))
+
+
+def summarize(
+    listings: list[FacilityListing],
+    *,
+    profile: str | None = None,
+    by_free: bool = False,
+    first: tuple[str, str] | None = None,
+) -> list[ProvinceSummary]:
+    """The listings by province and city (one city however its name is spelt), with free beds per profile.
+
+    Provinces and cities come by name, or by free beds for `profile` (most first) when `by_free`; `first`, a
+    (province, city) pair, is the viewer's own place and comes first whatever the order.
+    """
+    cities: dict[tuple[str, str], CitySummary] = {}
+    for li in listings:
+        f = li.facility
+        group = cities.get((f.province, city_key(f.city)))
+        if group is None:
+            group = cities[(f.province, city_key(f.city))] = CitySummary(f.province, f.city, [], {})
+        group.listings.append(li)
+        for pool in li.pools:
+            group.free_by_profile[str(pool.profile)] = group.free_by_profile.get(str(pool.profile), 0) + pool.free
+    home_province, home_city = first if first else ("", "")
+
+    def city_order(c: CitySummary) -> tuple:
+        mine = 0 if (c.province == home_province and c.key == city_key(home_city)) else 1
+        return (mine, -c.free_for(profile), c.key) if by_free else (mine, c.key)
+
+    provinces: dict[str, list[CitySummary]] = {}
+    for group in cities.values():
+        provinces.setdefault(group.province, []).append(group)
+    summaries = [ProvinceSummary(code, sorted(groups, key=city_order)) for code, groups in provinces.items()]
+    for summary in summaries:
+        for city in summary.cities:
+            if by_free:
+                city.listings.sort(key=lambda li: (-free_for(li, profile), li.facility.name))
+
+    def province_order(p: ProvinceSummary) -> tuple:
+        mine = 0 if p.province == home_province else 1
+        if by_free:
+            return (mine, -sum(c.free_for(profile) for c in p.cities), p.province)
+        return (mine, p.province)
+
+    return sorted(summaries, key=province_order)
+
+
+async def known_cities(session: AsyncSession) -> dict[str, list[str]]:
+    """The cities that have an active facility, by province: what the board's city picker offers."""
+    rows = await session.execute(
+        select(Facility.province, Facility.city).where(Facility.active.is_(True)).distinct()  # type: ignore[attr-defined]
+    )
+    by_province: dict[str, dict[str, str]] = {}
+    for province, city in rows.all():
+        by_province.setdefault(province, {}).setdefault(city_key(city), city)
+    return {p: sorted(cities.values(), key=city_key) for p, cities in sorted(by_province.items())}
+
+
+async def home_place(session: AsyncSession, organisation_id: str, province: str) -> tuple[str, str]:
+    """Where a viewer works, as (province, city): the first facility its organisation runs; else its province
+    (`province`, from the organisation) with the city of its latest operation there, or the province's city with
+    the most facilities. ("", "") when the organisation names no province."""
+    own = (
+        await session.execute(
+            select(Facility.province, Facility.city)
+            .where(Facility.organisation_id == organisation_id, Facility.active.is_(True))  # type: ignore[attr-defined]
+            .order_by(Facility.name)
+            .limit(1)
+        )
+    ).first()
+    if own:
+        return own.province, own.city
+    if not province:
+        return "", ""
+    latest = await session.scalar(
+        select(Operation.city)
+        .where(Operation.organisation_id == organisation_id, Operation.province == province, Operation.city != "")
+        .order_by(Operation.created_at.desc())  # type: ignore[attr-defined]
+        .limit(1)
+    )
+    if latest:
+        return province, latest
+    biggest = await session.scalar(
+        select(Facility.city)
+        .where(Facility.province == province, Facility.active.is_(True))  # type: ignore[attr-defined]
+        .group_by(Facility.city)
+        .order_by(func.count().desc(), Facility.city)
+        .limit(1)
+    )
+    return province, biggest or ""
 
 
 async def get_listing(

@@ -224,12 +224,17 @@ async def adjust(
     out_of_service_delta: int,
     actor_user_id: str,
     idempotency: Idempotency | None = None,
+    version: int | None = None,
 ) -> PoolWrite:
+    """Move the counts by these deltas; with `version`, only if the pool is still at the version the person
+    tapped on (a page's Arrival or Undo), else Conflict `version_conflict` with the current counts."""
     if occupied_delta == 0 and out_of_service_delta == 0:
         raise Invalid("invalid_counts", "Nothing to adjust: both deltas are zero.")
     _within_ceiling("invalid_counts", occupied_delta, out_of_service_delta)
 
     async def write() -> BedPool:
+        if version is not None:
+            await _expect_version(session, pool_id, version)
         pool = await move_counts(
             session,
             pool_id,
@@ -243,6 +248,24 @@ async def adjust(
         return pool
 
     return await _once(session, idempotency, write)
+
+
+async def _expect_version(session: AsyncSession, pool_id: str, version: int) -> None:
+    """Lock the pool (PostgreSQL; SQLite's write lock is already held) and refuse if it moved past `version`: the
+    lock holds until the write commits, so the check and the write are one step."""
+    current = (
+        await session.execute(select(BedPool).where(BedPool.id == pool_id).with_for_update())
+    ).scalar_one_or_none()
+    if current is None:
+        raise NotFound("not_found", "No such bed pool.")
+    if current.version != version:
+        counts = {"version": current.version, "occupied": current.occupied, "free": current.free}
+        await session.rollback()
+        raise Conflict(
+            "version_conflict",
+            f"The pool changed since version {version}; it is now at version {counts['version']}.",
+            **counts,
+        )
 
 
 def _within_ceiling(code: str, *counts: int) -> None:

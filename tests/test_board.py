@@ -20,8 +20,8 @@ async def test_board_groups_by_province_and_city_with_counts(client, network) ->
     assert page.status_code == 200
     html = page.text
     assert "Montréal" in html and "Toronto" in html
-    # Grouped by province code, then city: ON (Toronto) comes before QC (Montréal).
-    assert html.index("<h2>Toronto") < html.index("<h2>Montréal")
+    # Grouped by province, then city; the viewer's own province (the police service's: Québec) comes first.
+    assert html.index("<h2>Quebec") < html.index("<h3>Montréal") < html.index("<h2>Ontario") < html.index("<h3>Toronto")
     assert f'id="pool-{network.pools["a"].id}"' in html
     assert "Maison Alpha" in html and "Bravo House" in html
     assert "Heightened security" in html
@@ -51,7 +51,7 @@ async def test_htmx_filter_returns_only_the_list_fragment(client, network) -> No
     criteria = await client.get("/", params={"criteria": "heightened_security"}, headers={"HX-Request": "true"})
     assert "Maison Alpha" in criteria.text and "Bravo House" not in criteria.text
     none = await client.get("/", params={"city": "Nowhere"}, headers={"HX-Request": "true"})
-    assert "No facility matches these filters." in none.text
+    assert "No facility in 'Nowhere'." in none.text
 
 
 async def test_only_free_filter(client, network) -> None:
@@ -88,8 +88,10 @@ async def test_staff_plus_one_through_the_page_updates_the_row(client, network) 
         data={"occupied_delta": "9"},
         headers={"x-csrftoken": client.cookies["csrftoken"], "HX-Request": "true"},
     )
-    assert full.status_code == 409
-    assert "free" in full.text
+    # Refused (only 5 free): the row comes back in place with the current counts and why, not an error page.
+    assert full.status_code == 200
+    assert "No bed is free here any more (5 occupied); nothing was changed." in full.text
+    assert "<strong>5</strong>" in full.text
 
 
 async def test_stale_facilities_are_marked(client, network, sessionmaker) -> None:

@@ -22,7 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds import pools
 from beds.audit import ReleaseFilter
-from beds.board import BoardFilter, FacilityListing, as_seen_by, get_listing, list_facilities
+from beds.board import (
+    BoardFilter,
+    FacilityListing,
+    as_seen_by,
+    get_listing,
+    home_place,
+    known_cities,
+    list_facilities,
+)
 from beds.board import pool_history as changes_of
 from beds.facilities import facility_ids_of
 from beds.models import PROVINCES, BedPool, Facility, PoolChange
@@ -30,7 +38,7 @@ from beds.pools import Idempotency
 from beds.reports import DayOccupancy, daily_occupancy
 from beds.timeutil import utcnow
 from beds.visibility import may_edit_pool
-from exchange.accounts.models import Role, User
+from exchange.accounts.models import Organisation, Role, User
 from exchange.board.addresses import ReleaseRow, release_rows, reveal_address, viewer_with_grants
 from exchange.board.live import publish_pool_views
 from exchange.registry import GrantSource
@@ -101,6 +109,15 @@ class BoardService:
             stale = await pools.stale_facilities(self.db, self.user.organisation_id, now - self.settings.stale_after)
         return Board(listings, await self.own_facility_ids(), stale, now)
 
+    async def home(self) -> tuple[str, str]:
+        """Where this user works, (province, city): the board opens there. ("", "") for a national organisation."""
+        organisation = await self.db.get(Organisation, self.user.organisation_id)
+        return await home_place(self.db, self.user.organisation_id, organisation.province if organisation else "")
+
+    async def cities(self) -> dict[str, list[str]]:
+        """The cities with a facility, by province: the board's city picker."""
+        return await known_cities(self.db)
+
     async def facilities(self, board_filter: BoardFilter) -> list[tuple[FacilityListing, bool]]:
         """The listings the filter matches, each with whether this user may see its address."""
         listings = await self._as_seen(
@@ -165,8 +182,10 @@ class BoardService:
         occupied_delta: int,
         out_of_service_delta: int,
         idempotency: Idempotency | None = None,
+        version: int | None = None,
     ) -> BedPool:
-        """The +1/-1 of a shelter: move occupied and out-of-service beds by these deltas; once per key."""
+        """A shelter's Arrival/Departure: move occupied and out-of-service beds by these deltas; once per key;
+        with `version`, only if nobody changed the pool since the person saw it (409 `version_conflict`)."""
         await self.staffed_pool(pool_id)
         write = await pools.adjust(
             self.db,
@@ -175,6 +194,7 @@ class BoardService:
             out_of_service_delta=out_of_service_delta,
             actor_user_id=self.user.id,
             idempotency=idempotency,
+            version=version,
         )
         return await self._published(write)
 

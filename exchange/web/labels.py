@@ -42,6 +42,63 @@ SECURITY_LABELS = {
     SecurityLevel.HIGH: N_("High security"),
 }
 
+# Provinces and territories by their postal code, named in the page's language.
+PROVINCE_LABELS = {
+    "AB": N_("Alberta"),
+    "BC": N_("British Columbia"),
+    "MB": N_("Manitoba"),
+    "NB": N_("New Brunswick"),
+    "NL": N_("Newfoundland and Labrador"),
+    "NS": N_("Nova Scotia"),
+    "NT": N_("Northwest Territories"),
+    "NU": N_("Nunavut"),
+    "ON": N_("Ontario"),
+    "PE": N_("Prince Edward Island"),
+    "QC": N_("Quebec"),
+    "SK": N_("Saskatchewan"),
+    "YT": N_("Yukon"),
+}
+
+# Roles as people read them (keys are exchange/accounts/models.py `Role` values; beds may not import it).
+ROLE_LABELS = {
+    "shelter_staff": N_("Shelter staff"),
+    "police_planner": N_("Police planner"),
+    "case_worker": N_("Case worker"),
+    "fund_approver": N_("Fund approver"),
+    "auditor": N_("Auditor"),
+    "network_admin": N_("Network admin"),
+    "coordinator": N_("Coordinator"),
+    "lead_worker": N_("Lead worker (fast path)"),
+}
+ORG_KIND_LABELS = {
+    "shelter": N_("Shelter"),
+    "police": N_("Police service"),
+    "coalition": N_("Coalition"),
+    "community": N_("Community organisation"),
+}
+
+# Why a pool's counts changed (beds/pools.py `record_change` reasons; holds write `hold_<status>`).
+CHANGE_REASON_LABELS = {
+    "seed": N_("First counts"),
+    "set": N_("Counts set by the shelter"),
+    "adjust": N_("Arrival or departure"),
+    "surge_added": N_("Surge beds added"),
+    "surge_expired": N_("Surge beds ended"),
+    "closed": N_("Facility closed"),
+    "expired": N_("Hold expired"),
+    "hold_requested": N_("Beds requested"),
+    "hold_confirmed": N_("Request confirmed"),
+    "hold_claimed": N_("Person arrived"),
+    "hold_released": N_("Beds released"),
+    "hold_declined": N_("Request declined"),
+    "hold_expired": N_("Hold expired"),
+}
+
+
+def change_reason(reason: str) -> str:
+    """A pool history reason in words; one this table does not know yet reads as a plain "Other change"."""
+    return _(CHANGE_REASON_LABELS.get(reason, N_("Other change")))
+
 
 _translated: dict[str, dict[str, Any]] = {}
 
@@ -64,6 +121,13 @@ def translated() -> dict[str, Any]:
             "stale": _("Stale"),
             "one_more": _("One more bed occupied"),
             "one_freed": _("One bed freed"),
+            "arrival": _("Arrival"),
+            "arrival_hint": _("+1 occupied"),
+            "departure": _("Departure"),
+            "departure_hint": _("\u22121 occupied"),  # a minus sign, not a hyphen
+            "undo_arrival": _("Undo the arrival"),
+            "undo_departure": _("Undo the departure"),
+            "provinces": {code: _(label) for code, label in PROVINCE_LABELS.items()},
             "accepts_trafficking": _("Accepts trafficking victims"),
             "worker_referral": _("Worker referral accepted"),
             "self_referral": _("Person must call herself"),

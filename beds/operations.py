@@ -1,12 +1,12 @@
-"""Police operations: recording one, planning holds that cover its needs (beds/planner.py), and placing them
-all or none."""
+"""Police operations: recording one, planning holds that cover its needs (beds/planner.py), and placing them,
+all or none by default, or the part of the plan that exists ("place what is available and keep looking")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,11 +14,14 @@ from beds.errors import Conflict, Invalid, NotFound
 from beds.holds import MAX_HOLD_DAYS, HoldLimits, NewHold, Requester, check_limits, detach_and_rollback, place_hold
 from beds.holds_models import ACTIVE_STATUSES, Allocation, Hold, HoldStatus, Operation, OperationNeed
 from beds.models import PROVINCES, BedPool, Facility, Profile
-from beds.planner import Candidate, Need, Plan, PlanOptions, propose
+from beds.places import same_city
+from beds.planner import Candidate, Need, Plan, PlanOptions, propose, trim
 from beds.timeutil import utcnow
 from beds.visibility import Viewer
 
-MAX_NEED = 500
+# The most beds one operation may ask for, all needs together, unless the caller says otherwise (the shell
+# passes its OPERATION_NEED_MAX_BEDS setting): a planner cannot ask the network for absurd counts.
+MAX_BEDS = 200
 NOTES_MAX = 2000
 # An operation's holds outlast its window by this much, so people freed late still have a bed.
 HOLD_GRACE = timedelta(hours=12)
@@ -69,8 +72,13 @@ async def create_operation(
     *,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    max_beds: int = MAX_BEDS,
 ) -> tuple[Operation, list[OperationNeed]]:
-    """Record an operation. With an Idempotency-Key the same request makes it once (HACKING.md)."""
+    """Record an operation. With an Idempotency-Key the same request makes it once (HACKING.md).
+
+    Errors name what is wrong by code, so a form can put its message beside the field: `invalid_code_name`,
+    `invalid_province`, `invalid_window` (with `problem`: `order` or `over`), `invalid_needs`, `invalid_profile`,
+    `too_many_beds` (with `max_beds`)."""
     if idempotency_key and (replay := await _operation_replay(session, viewer.user_id, idempotency_key, request_hash)):
         return replay
     code_name, province, needs = new.code_name.strip(), new.province, new.needs
@@ -82,9 +90,9 @@ async def create_operation(
     if window_start.tzinfo is None or window_end.tzinfo is None:
         raise Invalid("invalid_window", "window_start and window_end need a UTC offset.")
     if window_end <= window_start:
-        raise Invalid("invalid_window", "window_end must be after window_start.")
+        raise Invalid("invalid_window", "window_end must be after window_start.", problem="order")
     if window_end <= utcnow():
-        raise Invalid("invalid_window", "The operation's window is already over.")
+        raise Invalid("invalid_window", "The operation's window is already over.", problem="over")
     if not needs:
         raise Invalid("invalid_needs", "An operation needs at least one {profile, count}.")
     seen: set[str] = set()
@@ -94,8 +102,16 @@ async def create_operation(
         if need.profile in seen:
             raise Invalid("invalid_needs", f"Profile {need.profile!r} is listed twice.")
         seen.add(need.profile)
-        if not 0 < need.count <= MAX_NEED:
-            raise Invalid("invalid_needs", f"Each need's count must be between 1 and {MAX_NEED}.")
+        if need.count <= 0:
+            raise Invalid("invalid_needs", "Each need's count must be at least 1.")
+    total = sum(need.count for need in needs)
+    if total > max_beds:
+        raise Invalid(
+            "too_many_beds",
+            f"An operation may ask for at most {max_beds} beds in all; these needs add up to {total}.",
+            max_beds=max_beds,
+            requested_beds=total,
+        )
     operation = Operation(
         organisation_id=viewer.organisation_id,
         created_by=viewer.user_id,
@@ -152,7 +168,17 @@ async def operations_for(session: AsyncSession, viewer: Viewer) -> list[Operatio
     return [o for o in (await session.execute(stmt)).scalars() if may_see_operation(viewer, o)]
 
 
-async def _remaining_needs(session: AsyncSession, operation_id: str) -> list[Need]:
+async def holds_by_operation(session: AsyncSession, operation_ids: list[str]) -> dict[str, list[Hold]]:
+    """Every hold of these operations, by operation: what the operations list's coverage is counted from."""
+    out: dict[str, list[Hold]] = {i: [] for i in operation_ids}
+    if operation_ids:
+        rows = await session.execute(select(Hold).where(Hold.operation_id.in_(operation_ids)))  # type: ignore[union-attr]
+        for hold in rows.scalars():
+            out[hold.operation_id or ""].append(hold)
+    return out
+
+
+async def remaining_needs(session: AsyncSession, operation_id: str) -> list[Need]:
     """Needs minus what the operation already holds or has claimed."""
     needs = await needs_of(session, operation_id)
     covered: dict[str, int] = {}
@@ -183,10 +209,11 @@ async def _candidates(
     )
     if not options.allow_other_provinces:
         stmt = stmt.where(Facility.province == operation.province)
-        if operation.city and not options.allow_other_cities:
-            stmt = stmt.where(Facility.city == operation.city)
     rows = (await session.execute(stmt)).all()
     candidates = [Candidate(pool, facility) for pool, facility in rows]
+    if operation.city and not options.allow_other_provinces and not options.allow_other_cities:
+        # Matched in Python, before any lock, so "Montreal" finds Montréal and only the city's pools are locked.
+        candidates = [c for c in candidates if same_city(c.facility.city, operation.city)]
     if lock and candidates:
         # Lock every candidate pool in one fixed order (by id) before reading its counts: two
         # allocations over overlapping pools queue up instead of deadlocking. SQLite's BEGIN
@@ -210,7 +237,7 @@ async def plan_operation(
     session: AsyncSession, viewer: Viewer, operation_id: str, options: PlanOptions
 ) -> tuple[Operation, Plan]:
     operation = await get_operation(session, viewer, operation_id)
-    needs = await _remaining_needs(session, operation_id)
+    needs = await remaining_needs(session, operation_id)
     candidates = await _candidates(session, operation, options, lock=False)
     plan = propose(needs, candidates, province=operation.province, city=operation.city, options=options)
     await detach_and_rollback(session, operation, *(c.pool for c in candidates), *(c.facility for c in candidates))
@@ -223,12 +250,28 @@ class AllocationResult:
     holds: list[Hold]
     pools: list[BedPool]
     replayed: bool = False
+    # A partial allocation: what it could not place, per need, and whether the service's hold limit (not the
+    # network's free beds) is what stopped it.
+    missing: list[Need] = field(default_factory=list)
+    limited: bool = False
 
 
 def hold_expiry(operation: Operation, now: datetime) -> datetime:
     """The window's end plus a grace period, within [now + 1 hour, now + MAX_HOLD_DAYS)."""
     wanted = operation.window_end + HOLD_GRACE
     return max(now + timedelta(hours=1), min(wanted, now + timedelta(days=MAX_HOLD_DAYS) - timedelta(minutes=1)))
+
+
+async def _requested_by_organisation(session: AsyncSession, organisation_id: str, now: datetime) -> int:
+    """Beds the organisation has requested and not yet had answered: what its hold limit counts."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Hold.beds), 0)).where(
+            Hold.requested_by_org == organisation_id,
+            Hold.status == HoldStatus.REQUESTED.value,
+            Hold.expires_at > now,
+        )
+    )
+    return int(total or 0)
 
 
 async def allocate(
@@ -242,9 +285,13 @@ async def allocate(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     limits: HoldLimits | None = None,
+    partial: bool = False,
 ) -> AllocationResult:
     """Place every proposed hold in one transaction, or none: 409 with what is missing.
 
+    `partial`: place the part of the plan that exists and say what is still missing, in one transaction too;
+    under `limits` it places no more than the service's limit leaves room for (a limit reached by a
+    concurrent request between that reading and the placing still refuses the whole, with 409 `hold_limit`).
     `requester` is the operation's service, which holds the beds also when a coordinator places them for it.
     `limits`: an operation may request more beds than one person's limit, never more than its service's.
     """
@@ -256,15 +303,22 @@ async def allocate(
     now = utcnow()
     if operation.window_end + HOLD_GRACE <= now:
         raise Conflict("invalid_state", "This operation is over; nothing can be allocated for it.")
+    limited = False
     try:
         candidates = await _candidates(session, operation, options, lock=True)
-        needs = await _remaining_needs(session, operation_id)
+        needs = await remaining_needs(session, operation_id)
         plan = propose(needs, candidates, province=operation.province, city=operation.city, options=options)
-        if plan.missing:
+        if plan.missing and not partial:
             await session.rollback()
             missing = [{"profile": m.profile, "count": m.count} for m in plan.missing]
             text = ", ".join(f"{m['count']} {m['profile']}" for m in missing)
             raise Conflict("insufficient_capacity", f"The network can no longer cover: {text}.", missing=missing)
+        if partial and limits is not None:
+            # Beds confirmed at once by an agreement do not count toward the limit; this counts every bed
+            # of the plan, so it may place a little less than the limit allows, never more.
+            room = limits.per_organisation - await _requested_by_organisation(session, requester.organisation_id, now)
+            if sum(p.beds for p in plan.proposals) > room:
+                plan, limited = trim(plan, room), True
         allocation = Allocation(
             operation_id=operation.id,
             created_by=viewer.user_id,
@@ -293,7 +347,7 @@ async def allocate(
             )
             pools[pool.id] = pool
             holds.append(hold)
-        if limits is not None:
+        if limits is not None and holds:
             await check_limits(session, requester, HoldLimits(None, limits.per_organisation), now)
         await session.commit()
     except IntegrityError:
@@ -303,7 +357,7 @@ async def allocate(
             if replay is not None:
                 return replay
         raise
-    return AllocationResult(operation, holds, list(pools.values()))
+    return AllocationResult(operation, holds, list(pools.values()), missing=plan.missing, limited=limited)
 
 
 async def _allocation_replay(

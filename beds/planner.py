@@ -4,9 +4,10 @@ beds/operations.py feeds it the candidates it read and tests call it with plain 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from beds.models import BedPool, Facility, FacilityKind, Profile, SecurityLevel
+from beds.places import same_city
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Proposal:
     pool_profile: str
     need_profile: str
     beds: int
+    # Whom the facility serves (its criteria), shown beside an "any" pool so a planner knows who may go there.
+    genders: list[str] = field(default_factory=list)
+    age_min: int = 0
+    age_max: int | None = None
+    children_accompanied: bool = False
 
 
 @dataclass
@@ -76,7 +82,8 @@ _SECURITY_RANK = {SecurityLevel.HIGH.value: 0, SecurityLevel.HEIGHTENED.value: 1
 
 def _rank(candidate: Candidate, province: str, city: str, need_profile: str) -> tuple:
     f, p = candidate.facility, candidate.pool
-    locality = 0 if (f.province == province and city and f.city == city) else 1 if f.province == province else 2
+    in_city = f.province == province and city and same_city(f.city, city)
+    locality = 0 if in_city else 1 if f.province == province else 2
     return (
         locality,
         _SECURITY_RANK.get(str(f.security_level), 3),
@@ -92,7 +99,7 @@ def in_reach(facility: Facility, province: str, city: str, options: PlanOptions)
         return True
     if facility.province != province:
         return False
-    return options.allow_other_cities or not city or facility.city == city
+    return options.allow_other_cities or not city or same_city(facility.city, city)
 
 
 def propose(
@@ -135,8 +142,32 @@ def propose(
                     pool_profile=str(cand.pool.profile),
                     need_profile=need.profile,
                     beds=take,
+                    genders=f.gender_list,
+                    age_min=f.age_min,
+                    age_max=f.age_max,
+                    children_accompanied=f.children_accompanied,
                 )
             )
         if remaining:
             plan.missing.append(Need(need.profile, remaining))
     return plan
+
+
+def trim(plan: Plan, max_beds: int) -> Plan:
+    """The plan cut down to at most `max_beds` beds, in its own order (specific profiles first, best pools
+    first); what is cut is added to what is missing, per need. For a partial allocation under a hold limit."""
+    kept: list[Proposal] = []
+    cut: dict[str, int] = {}
+    room = max(0, max_beds)
+    for proposal in plan.proposals:
+        take = min(proposal.beds, room)
+        room -= take
+        if take:
+            kept.append(replace(proposal, beds=take))
+        if take < proposal.beds:
+            cut[proposal.need_profile] = cut.get(proposal.need_profile, 0) + proposal.beds - take
+    missing = {m.profile: m.count for m in plan.missing}
+    for profile, count in cut.items():
+        missing[profile] = missing.get(profile, 0) + count
+    order = [m.profile for m in plan.missing] + [p for p in cut if p not in {m.profile for m in plan.missing}]
+    return Plan(kept, [Need(profile, missing[profile]) for profile in order])

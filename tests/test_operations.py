@@ -87,6 +87,19 @@ async def test_plan_places_nothing_and_respects_place_options(client, network, s
     assert await held(sessionmaker) == 0
 
 
+async def test_an_operation_typed_without_accents_finds_the_citys_beds(client, network, sessionmaker) -> None:
+    for typed in ("Montreal", "MONTRÉAL", " montreal "):
+        op = await create(client, network, city=typed)
+        plan = (await client.post(f"/api/v1/operations/{op['id']}/plan", headers=network["police"].headers)).json()
+        assert plan["covered"] is True, typed
+        assert [(p["pool_id"], p["beds"]) for p in plan["proposed"]] == [(network.pools["a"].id, 3)], typed
+    # A city with no facility still finds nothing unless other cities are allowed.
+    op = await create(client, network, city="Laval")
+    plan = (await client.post(f"/api/v1/operations/{op['id']}/plan", headers=network["police"].headers)).json()
+    assert plan["covered"] is False and plan["proposed"] == []
+    assert await held(sessionmaker) == 0
+
+
 async def test_allocate_is_all_or_none_and_says_what_is_missing(client, network, sessionmaker) -> None:
     op = await create(client, network, needs=[{"profile": "women", "count": 3}, {"profile": "men", "count": 7}])
     url = f"/api/v1/operations/{op['id']}/allocate"

@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 
+from beds.coverage import Coverage
 from beds.holds import BulkResult
 from beds.holds_models import Agreement, Hold, Operation, OperationNeed
 from beds.planner import Plan, PlanOptions
@@ -23,9 +24,26 @@ from exchange.holds.schemas import (
     PlanRequest,
     ReleaseAllRequest,
 )
-from exchange.holds.service import SERVICE, HoldService
+from exchange.holds.service import SERVICE, HoldService, OperationDetail
 from exchange.web.auth import requires_roles
 from exchange.web.forms import idempotency_key, request_hash
+
+
+def coverage_json(found: Coverage) -> dict[str, Any]:
+    """Per needed group: beds needed, requested (waiting for an answer), confirmed, claimed, declined, released,
+    expired, and still missing; `profile` is null for holds that cover no listed need. Totals beside."""
+
+    def counts(item: Any) -> dict[str, int]:
+        names = ("needed", "requested", "confirmed", "claimed", "declined", "missing")
+        return {name: getattr(item, name) for name in names}
+
+    return {
+        "groups": [
+            {"profile": g.profile, **counts(g), "released": g.released, "expired": g.expired} for g in found.groups
+        ],
+        **counts(found),
+        "covered": found.covered,
+    }
 
 
 def operation_json(
@@ -43,6 +61,15 @@ def operation_json(
         "needs": [{"profile": n.profile, "count": n.count} for n in needs],
         "holds": [hold_for_viewer(h, viewer) for h in holds],
         "created_at": operation.created_at.isoformat(),
+    }
+
+
+def detail_json(found: OperationDetail, viewer: Viewer, *, with_holds: bool = True) -> dict[str, Any]:
+    """The operation with its status (planned, active, ended) and coverage; its holds when `with_holds`."""
+    return {
+        **operation_json(found.operation, found.needs, found.holds if with_holds else [], viewer),
+        "status": found.status.value,
+        "coverage": coverage_json(found.coverage),
     }
 
 
@@ -101,15 +128,16 @@ class OperationController(Controller):
 
     @get("/")
     async def list_operations(self, service: HoldService) -> list[dict]:
-        return [operation_json(o, needs, [], service.viewer) for o, needs in await service.operations()]
+        return [detail_json(found, service.viewer, with_holds=False) for found in await service.operations()]
 
     @get("/{operation_id:str}")
     async def get_operation(self, service: HoldService, operation_id: str) -> dict:
-        found = await service.operation(operation_id)
-        return operation_json(found.operation, found.needs, found.holds, service.viewer)
+        return detail_json(await service.operation(operation_id), service.viewer)
 
     @post("/{operation_id:str}/plan", status_code=200)
     async def plan(self, service: HoldService, operation_id: str, data: PlanRequest | None = None) -> dict:
+        if data:
+            data.is_partial()  # an unknown mode is refused here too
         return plan_json(*await service.plan(operation_id, _options(data)))
 
     @post("/{operation_id:str}/allocate", status_code=201)
@@ -120,9 +148,20 @@ class OperationController(Controller):
         operation_id: str,
         data: PlanRequest | None = None,
     ) -> dict:
+        """All or none by default (409 `insufficient_capacity` with `missing`); with `"mode": "partial"` (or
+        `"partial": true`) the holds that exist are placed and `missing` says what is still to find."""
         key, body_hash = idempotency_key(request), request_hash(data)
-        holds = await service.allocate(operation_id, _options(data), idempotency_key=key, request_hash=body_hash)
-        return {"operation_id": operation_id, "holds": [hold_for_viewer(h, service.viewer) for h in holds]}
+        partial = data.is_partial() if data else False
+        result = await service.allocate(
+            operation_id, _options(data), partial=partial, idempotency_key=key, request_hash=body_hash
+        )
+        return {
+            "operation_id": operation_id,
+            "mode": "partial" if partial else "all_or_none",
+            "holds": [hold_for_viewer(h, service.viewer) for h in result.holds],
+            "missing": [{"profile": m.profile, "count": m.count} for m in result.missing],
+            "hold_limit_reached": result.limited,
+        }
 
 
 class HoldController(Controller):

@@ -15,6 +15,7 @@ from beds.holds_models import Hold
 from beds.timeutil import utcnow
 from beds.visibility import Viewer, may_see_case_code, on_holders_side
 from exchange.board.live import publish_pool_views
+from exchange.home.live import publish_requests_changed
 from exchange.live.events import Audience, Event, publish
 from exchange.live.sockets import BoardContext
 from exchange.web import i18n
@@ -76,6 +77,10 @@ def publish_hold(channels: ChannelsPlugin, hold: Hold, change: str) -> None:
             {"type": "hold.updated", "hold": hold_json(hold, holders_side=False), "change": change, "side": "facility"},
             Audience(organisations=(hold.facility_org_id,)),
         )
+    # The navigation's count of open hold requests of the facility's staff (exchange/home/live.py): their pages
+    # read it again. Being flagged unanswered leaves a request open.
+    if change != "unanswered":
+        publish_requests_changed(channels, hold.facility_org_id)
 
 
 async def publish_change(session: AsyncSession, channels: ChannelsPlugin, change: HoldChange) -> None:

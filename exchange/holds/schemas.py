@@ -4,55 +4,56 @@ also carry the CSRF token). Where both take the same fields, the API's body is t
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+import msgspec
 from msgspec import Struct
 
 from beds.errors import Invalid
 from beds.holds import NewHold
 from beds.operations import NewOperation
 from beds.planner import Need, PlanOptions
+from exchange.web import localtime
 from exchange.web.schemas import Body
 
-# Planners type local times; each province's main time zone reads them (the operation's own province).
-PROVINCE_TZ = {
-    "AB": "America/Edmonton",
-    "BC": "America/Vancouver",
-    "MB": "America/Winnipeg",
-    "NB": "America/Moncton",
-    "NL": "America/St_Johns",
-    "NS": "America/Halifax",
-    "NT": "America/Yellowknife",
-    "NU": "America/Iqaluit",
-    "ON": "America/Toronto",
-    "PE": "America/Halifax",
-    "QC": "America/Toronto",
-    "SK": "America/Regina",
-    "YT": "America/Whitehorse",
-}
 
-
-def local_time(value: str, province: str) -> datetime:
-    """A `datetime-local` value, read in the province's time zone (or taken as is when it has an offset)."""
+def local_time(value: str, province: str, field: str = "window_start") -> datetime:
+    """A `datetime-local` value, read on the clock of the operation's province (exchange/web/localtime.py: a
+    time the clocks skip is refused, the first of a time they pass twice is taken), or as written with an offset."""
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise Invalid("invalid_window", "Dates must look like 2026-05-01T21:30.") from exc
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(PROVINCE_TZ.get(province, "America/Toronto")))
-    return parsed
+        return localtime.parse_local(value, localtime.zone_for(province))
+    except Invalid as exc:
+        raise Invalid(exc.code, exc.detail, field=field) from exc
+
+
+ALLOCATION_MODES = ("all_or_none", "partial")
 
 
 class PlanForm(Struct):
     allow_other_cities: bool = False
     allow_other_provinces: bool = False
+    # API.md: `all_or_none` (the default) places every proposed hold or none; `partial` places the part of the
+    # plan that exists and says what is still missing. `"partial": true` says the same.
+    mode: str = "all_or_none"
+    partial: bool = False
 
     def options(self) -> PlanOptions:
         return PlanOptions(self.allow_other_cities, self.allow_other_provinces)
 
+    def is_partial(self) -> bool:
+        if self.mode not in ALLOCATION_MODES:
+            raise Invalid("invalid_mode", "mode is all_or_none or partial.")
+        return self.partial or self.mode == "partial"
+
 
 class PlanRequest(PlanForm, Body):
     """The plan form's fields, and no other, as a JSON body."""
+
+
+class AllocateForm(PlanForm):
+    """The allocate button's form: the plan's options, and the key generated when the page was rendered, so a
+    double click places the holds once."""
+
+    idempotency_key: str = ""
 
 
 class AgreementForm(Struct):
@@ -123,35 +124,51 @@ class OperationRequest(Body):
         )
 
 
+def parse_count(text: str, field_name: str) -> int:
+    """A typed count of beds: blank is 0; anything but a whole number from 0 up is refused, naming the field."""
+    text = (text or "").strip()
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        raise Invalid("invalid_count", "Counts are whole numbers from 0 up.", field=field_name)
+    return int(text)
+
+
 class OperationForm(Struct):
-    code_name: str
-    province: str
-    window_start: str
-    window_end: str
+    """Every field a string, so that whatever was typed (a blank count, a missing field) comes back to the form
+    with a message beside it instead of failing to parse."""
+
+    code_name: str = ""
+    province: str = ""
+    window_start: str = ""
+    window_end: str = ""
     city: str = ""
     notes: str = ""
-    need_women: int = 0
-    need_men: int = 0
-    need_youth: int = 0
-    need_family: int = 0
-    need_any: int = 0
+    need_women: str = ""
+    need_men: str = ""
+    need_youth: str = ""
+    need_family: str = ""
+    need_any: str = ""
+    # Generated when the form was rendered: a double submit records one operation.
+    idempotency_key: str = ""
+
+    def typed(self) -> dict[str, str]:
+        """What the person typed, to fill the form again."""
+        values = msgspec.structs.asdict(self)
+        values.pop("idempotency_key")
+        return values
 
     def new_operation(self) -> NewOperation:
         counts = {
-            "women": self.need_women,
-            "men": self.need_men,
-            "youth": self.need_youth,
-            "family": self.need_family,
-            "any": self.need_any,
+            profile: parse_count(getattr(self, f"need_{profile}"), f"need_{profile}")
+            for profile in ("women", "men", "youth", "family", "any")
         }
-        if any(c < 0 for c in counts.values()):
-            raise Invalid("invalid_needs", "Counts cannot be negative.")
         return NewOperation(
             code_name=self.code_name,
             province=self.province,
             city=self.city,
-            window_start=local_time(self.window_start, self.province),
-            window_end=local_time(self.window_end, self.province),
+            window_start=local_time(self.window_start, self.province, "window_start"),
+            window_end=local_time(self.window_end, self.province, "window_end"),
             needs=[Need(profile, count) for profile, count in counts.items() if count > 0],
             notes=self.notes,
         )

@@ -20,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from beds import agreements as agreement_ops
 from beds import holds as hold_ops
 from beds import operations as op_ops
+from beds.coverage import Coverage, OperationStatus, coverage, operation_status
 from beds.errors import NotFound
 from beds.holds import BulkResult, HoldChange, HoldLimits, NewHold, Requester, requester_kind
 from beds.holds_models import ACTIVE_STATUSES, Agreement, AgreementScope, Hold, HoldIncident, Operation, OperationNeed
 from beds.models import BedPool, Facility
 from beds.operations import NewOperation
-from beds.planner import Plan, PlanOptions
+from beds.planner import Need, Plan, PlanOptions
 from beds.timeutil import utcnow
 from beds.visibility import Viewer
 from exchange.accounts.models import Organisation, User
@@ -38,6 +39,7 @@ from exchange.settings import Settings
 from exchange.web.auth import viewer_for
 from exchange.web.personal_data import refuse_personal_data
 from ledger import cases as ledger_cases
+from ledger.errors import Conflict as LedgerConflict
 from ledger.errors import NotFound as LedgerNotFound
 from ledger.network_audit import record_network_event
 
@@ -51,12 +53,11 @@ def hold_limits(settings: Settings) -> HoldLimits:
 
 
 async def open_case_code(session: AsyncSession, code: str, organisation_id: str) -> str | None:
-    """The case's code if it is an open case led by the organisation (ledger/cases.py), else None.
-
-    Cases have no closed state yet: every case of the organisation is open."""
+    """The case's code if it is an open case led by the organisation (ledger/cases.py), else None: a closed
+    case takes no new hold."""
     try:
-        case = await ledger_cases.case_for_org(session, code, organisation_id)
-    except LedgerNotFound:
+        case = await ledger_cases.open_case_for_org(session, code, organisation_id)
+    except (LedgerNotFound, LedgerConflict):
         return None
     return case.code
 
@@ -82,6 +83,23 @@ class OperationDetail:
     operation: Operation
     needs: list[OperationNeed]
     holds: list[Hold]
+    coverage: Coverage
+    status: OperationStatus
+
+
+@dataclass(frozen=True)
+class Allocated:
+    """What an allocation placed and, for a partial one, what is still missing per need (and whether the
+    service's hold limit is what stopped it)."""
+
+    holds: list[Hold]
+    missing: list[Need]
+    limited: bool = False
+
+
+def _planner_order(needs: list[Need]) -> list[Need]:
+    """Needs in the order the planner places them (and its 409 lists them): by profile, "any" last."""
+    return sorted(needs, key=lambda n: (n.profile == "any", n.profile))
 
 
 @dataclass
@@ -132,14 +150,27 @@ class HoldService:
         """The holds asked of the user's facilities (the shelter's requests page)."""
         return await self._fresh(lambda: hold_ops.holds_for_facilities(self.db, self.user.organisation_id))
 
-    async def operations(self) -> list[tuple[Operation, list[OperationNeed]]]:
+    async def operations(self) -> list[OperationDetail]:
+        """The operations the user may see, each with its status and coverage (overdue holds count as
+        expired without being written: a list read changes nothing)."""
         operations = await op_ops.operations_for(self.db, self.viewer)
-        return [(o, await op_ops.needs_of(self.db, o.id)) for o in operations]
+        holds = await op_ops.holds_by_operation(self.db, [o.id for o in operations])
+        now = utcnow()
+        details = []
+        for operation in operations:
+            needs = await op_ops.needs_of(self.db, operation.id)
+            found = holds[operation.id]
+            details.append(
+                OperationDetail(operation, needs, found, coverage(needs, found, now), operation_status(operation, now))
+            )
+        return details
 
     async def operation(self, operation_id: str) -> OperationDetail:
         operation = await op_ops.get_operation(self.db, self.viewer, operation_id)
         holds = await self._fresh(lambda: hold_ops.holds_of_operation(self.db, operation_id))
-        return OperationDetail(operation, await op_ops.needs_of(self.db, operation_id), holds)
+        needs = await op_ops.needs_of(self.db, operation_id)
+        now = utcnow()
+        return OperationDetail(operation, needs, holds, coverage(needs, holds, now), operation_status(operation, now))
 
     async def pools_with_facilities(self, pool_ids: set[str]) -> dict[str, tuple[BedPool, Facility]]:
         return await hold_ops.pools_with_facilities(self.db, pool_ids)
@@ -160,7 +191,12 @@ class HoldService:
     ) -> tuple[Operation, list[OperationNeed]]:
         refuse_personal_data("notes", new.notes)
         return await op_ops.create_operation(
-            self.db, self.viewer, new, idempotency_key=idempotency_key, request_hash=request_hash
+            self.db,
+            self.viewer,
+            new,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            max_beds=self.settings.operation_need_max_beds,
         )
 
     async def plan(self, operation_id: str, options: PlanOptions) -> tuple[Operation, Plan]:
@@ -171,10 +207,12 @@ class HoldService:
         operation_id: str,
         options: PlanOptions,
         *,
+        partial: bool = False,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
-    ) -> list[Hold]:
-        """Place the operation's holds, all or none, for the police service that runs it."""
+    ) -> Allocated:
+        """Place the operation's holds for the police service that runs it: all or none, or with `partial` the
+        part of the plan that exists, within the service's hold limit."""
         operation = await op_ops.get_operation(self.db, self.viewer, operation_id)
         requester = await operation_requester(self.db, self.user, operation.organisation_id)
         result = await op_ops.allocate(
@@ -187,10 +225,15 @@ class HoldService:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             limits=hold_limits(self.settings),
+            partial=partial,
         )
-        if not result.replayed:
-            await self._announce(result.holds, result.pools)
-        return result.holds
+        if result.replayed:
+            # What is missing now: the same request answered again says what is still to find.
+            missing = await op_ops.remaining_needs(self.db, operation_id)
+            await self.db.rollback()
+            return Allocated(result.holds, _planner_order(missing))
+        await self._announce(result.holds, result.pools)
+        return Allocated(result.holds, _planner_order(result.missing), result.limited)
 
     # --- holds ---------------------------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ from exchange.web import i18n
 from exchange.web.auth import session_key, viewer_for
 
 READY_FRAME = json.dumps({"type": "ready"})
+# Views every board socket gets, whatever its page names: the navigation's live counts (exchange/home/live.py).
+EVERY_PAGE = frozenset({"nav"})
 
 
 def origin_allowed(socket: WebSocket) -> bool:
@@ -122,9 +124,11 @@ async def json_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
     if user is None:
         return
     viewer = viewer_for(user)
+    # What only tells a page to read its navigation again (EVERY_PAGE) is not part of the API's stream.
+    pages_only = {kind for kind, view in socket.app.state.registry.view_of_kind.items() if view in EVERY_PAGE}
 
     async def deliver(event: Event) -> None:
-        if event.audience.admits(viewer):
+        if event.kind not in pages_only and event.audience.admits(viewer):
             await socket.send_text(event.payload_json)
 
     await _serve(socket, channels, deliver, READY_FRAME)
@@ -161,7 +165,7 @@ async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
         renderer = registry.fragment_renderers.get(event.kind)
         if renderer is None or not event.audience.admits(ctx.viewer):
             return
-        if views and registry.view_of_kind.get(event.kind) not in views:
+        if views and registry.view_of_kind.get(event.kind) not in views | EVERY_PAGE:
             return
         html = renderer(event, ctx, socket)
         if html:

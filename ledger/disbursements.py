@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit import record_event
-from ledger.cases import case_for_org
+from ledger.cases import open_case_for_org
 from ledger.errors import Conflict, Forbidden, Invalid, NotFound
 from ledger.funds import lock_fund
 from ledger.idempotency import end_replay, stored_for_key
@@ -28,6 +28,7 @@ from ledger.rules import (
     Approver,
     HistoryFacts,
     RequestFacts,
+    RuleDecision,
     check_approval,
     counts_nights,
     evaluate,
@@ -185,7 +186,7 @@ async def request_disbursement(
             found = await _for_key(session, requester.user_id, idempotency_key)
             if found is not None:
                 return await _replay(session, found, request_hash)
-        case_row = await case_for_org(session, new.case_code, requester.organisation_id)
+        case_row = await open_case_for_org(session, new.case_code, requester.organisation_id)
         version, rules = await current_rule_set(session, fund_id)
         history = await history_facts(
             session, fund_id=fund_id, case_id=case_row.id, category=category, now=now, requester_id=requester.user_id
@@ -584,3 +585,53 @@ async def list_disbursements(
         query = query.where(Disbursement.requester_id == requester_id)
     query = query.order_by(Disbursement.created_at.desc()).limit(limit)  # type: ignore[attr-defined]
     return list((await session.execute(query)).scalars().all())
+
+
+async def preview_decision(
+    session: AsyncSession, new: NewDisbursement, *, requester: Requester, now: datetime | None = None
+) -> RuleDecision:
+    """What the rules in force would decide for this request now, writing nothing: the form says which
+    approval path a request takes before it is sent. The real decision is taken again under the fund lock."""
+    _validate(new)
+    now = now or utcnow()
+    case_row = await open_case_for_org(session, new.case_code, requester.organisation_id)
+    _, rules = await current_rule_set(session, new.fund_id)
+    history = await history_facts(
+        session,
+        fund_id=new.fund_id,
+        case_id=case_row.id,
+        category=new.category,
+        now=now,
+        requester_id=requester.user_id,
+    )
+    return evaluate(
+        RequestFacts(
+            category=new.category,
+            amount_cents=new.amount_cents,
+            nights=new.nights,
+            requester_id=requester.user_id,
+            requester_organisation_id=requester.organisation_id,
+            requester_is_lead_worker=requester.is_lead_worker,
+        ),
+        history,
+        rules,
+    )
+
+
+async def case_totals_30d(session: AsyncSession, case_ids: list[str], now: datetime | None = None) -> dict[str, int]:
+    """What each case asked for over the last 30 days and still counts (waiting, approved, or what was paid):
+    the approver sees how much a case already took before adding to it."""
+    if not case_ids:
+        return {}
+    since = (now or utcnow()) - timedelta(days=30)
+    counted = case((Disbursement.status == Status.PAID.value, Disbursement.paid_cents), else_=Disbursement.amount_cents)
+    rows = await session.execute(
+        select(Disbursement.case_id, func.sum(counted))
+        .where(
+            Disbursement.case_id.in_(case_ids),  # type: ignore[attr-defined]
+            Disbursement.status.in_(ACTIVE),  # type: ignore[attr-defined]
+            Disbursement.created_at >= since,  # type: ignore[operator]
+        )
+        .group_by(Disbursement.case_id)
+    )
+    return {case_id: int(total or 0) for case_id, total in rows.all()}

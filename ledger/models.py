@@ -86,6 +86,9 @@ class Case(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     idempotency_key: str | None = None
     request_hash: str | None = None
+    # A closed case takes no new fund request and no new hold (ledger/cases.py `close_case`).
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    closed_by_user_id: str | None = None
 
 
 class Fund(SQLModel, table=True):

@@ -67,6 +67,12 @@ class CaseController(Controller):
         case = await service.create_case(idempotency_key=key, request_hash=digest)
         return CaseOut(code=case.code, lead_org_id=case.lead_org_id)
 
+    @post("/{code:str}/close", status_code=200)
+    async def close_case(self, service: FundService, code: str) -> CaseOut:
+        """Closing a closed case answers it again: a repeated request (same Idempotency-Key or not) acts once."""
+        case = await service.close_case(code)
+        return CaseOut(code=case.code, lead_org_id=case.lead_org_id, closed_at=case.closed_at)
+
 
 class FundController(Controller):
     path = "/api/v1/funds"
@@ -96,7 +102,7 @@ class FundController(Controller):
     ) -> Response[list[EntryOut]]:
         fund, views = await service.journal(fund_id, period)
         if "text/csv" in request.headers.get("accept", ""):
-            return journal_csv_response(fund, views)  # type: ignore[return-value]  (the same entries, as CSV)
+            return journal_csv_response(fund, views, period.typed_start, period.typed_end)  # type: ignore[return-value]  (the same entries, as CSV)
         return Response([EntryOut.of(v) for v in views])
 
     @get("/{fund_id:str}/audit", guards=[requires_roles(Role.AUDITOR)])

@@ -13,12 +13,14 @@ A socket that names no page gets every part, as before pages named themselves.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from litestar import WebSocket
 
 from exchange.live.events import Event
 from exchange.web import i18n
+from ledger.timeutil import utcnow
 
 if TYPE_CHECKING:
     from exchange.live.sockets import BoardContext
@@ -33,18 +35,41 @@ def _render(socket: WebSocket, template: str, locale: str, **context: object) ->
     return env.get_template(template).render(**context)
 
 
-def _inbox_part(socket: WebSocket, ctx: BoardContext, change: str, d: dict[str, Any], page: str | None) -> str:
-    own = d["requester_id"] == ctx.viewer.user_id
+def moved_into(status: str) -> str | None:
+    """Where a request goes in the inbox once its status changed: None, it stays waiting (replaced in place);
+    a list's selector, it leaves "waiting" for the top of that list; "", it leaves the inbox (decided)."""
+    if status == "pending_approval":
+        return None
+    return NEW_INBOX_LIST.get(status, "")
+
+
+def inbox_view(d: dict[str, Any]) -> dict[str, Any]:
+    """The summary as the inbox item reads it: `created` as a datetime for the time waiting."""
+    return {**d, "created": datetime.fromisoformat(d["created_at"])}
+
+
+def _inbox_part(
+    socket: WebSocket, ctx: BoardContext, change: str, d: dict[str, Any], page: str | None, by: str | None = None
+) -> str:
+    me, now, d = ctx.viewer.user_id, utcnow(), inbox_view(d)
     if change == "created":
         # Legacy sockets (no page) only ever got a waiting request on top of the list.
         lists = NEW_INBOX_LIST if page == "inbox" else {"pending_approval": "#inbox-rows"}
         into = lists.get(d["status"])
         if into is not None:
             template = "ledger/fragments/inbox_new_oob.html"
-            return _render(socket, template, ctx.locale, event=d, can_edit=own, oob=True, into=into)
+            return _render(socket, template, ctx.locale, event=d, me=me, now=now, oob=True, into=into)
         if page == "inbox":
             return ""  # decided at once (refused): in neither list of the page
-    return _render(socket, "ledger/fragments/inbox_item.html", ctx.locale, event=d, can_edit=own, oob=True)
+    if page == "inbox":
+        if by == me:
+            # The approver's own answer moves it on their page; a move sent here too could arrive first and
+            # take the answer's button out of the page before its swaps are applied.
+            return ""
+        # A decided request leaves "waiting": approved ones go on top of "approved, not yet paid".
+        template = "ledger/fragments/inbox_moved.html"
+        return _render(socket, template, ctx.locale, event=d, me=me, now=now, into=moved_into(d["status"]))
+    return _render(socket, "ledger/fragments/inbox_item.html", ctx.locale, event=d, me=me, now=now, oob=True)
 
 
 def render_disbursement(event: Event, ctx: BoardContext, socket: WebSocket) -> str | None:
@@ -61,7 +86,7 @@ def render_disbursement(event: Event, ctx: BoardContext, socket: WebSocket) -> s
         if is_requester:
             parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True, actions=True))
     elif page == "inbox" and is_approver:
-        parts.append(_inbox_part(socket, ctx, change, d, page))
+        parts.append(_inbox_part(socket, ctx, change, d, page, payload.get("by")))
     elif page == "request" and is_requester and change != "created":
         parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True, actions=False))
     elif page == "status" and socket.query_params.get("request") == d["id"] and (is_approver or is_requester):

@@ -14,12 +14,13 @@ import msgspec
 from litestar.di import Provide
 from litestar.params import QueryParameter
 
-from exchange.web.forms import parse_money
+from exchange.web.forms import parse_money, request_hash
+from exchange.web.i18n import gettext as _
 from exchange.web.schemas import Body
-from ledger.disbursements import NewDisbursement
+from ledger.disbursements import NIGHTS_MAX, NewDisbursement
 from ledger.errors import Invalid
 from ledger.journal import EntryView
-from ledger.models import Approval, Disbursement, Payment
+from ledger.models import CATEGORIES, Approval, Disbursement, Payment
 from ledger.rules import counts_nights
 from ledger.verify import FundAudit
 
@@ -30,9 +31,11 @@ class CaseCreate(Body):
     """Nothing to say: the code is generated and the lead organisation is the caller's."""
 
 
-class CaseOut(msgspec.Struct):
+class CaseOut(msgspec.Struct, omit_defaults=True):
     code: str
     lead_org_id: str
+    # Only once the case is closed (API.md's case is `{"code", "lead_org_id"}`).
+    closed_at: datetime | None = None
 
 
 class DepositRequest(Body):
@@ -184,31 +187,73 @@ class AuditOut(msgspec.Struct):
 
 # The pages' forms: text as typed, parsed by the handler (`parse_money`) or here.
 class RequestForm(msgspec.Struct):
-    fund_id: str
-    case_code: str
-    category: str
-    amount: str
+    """The request form as typed; every field defaults to empty so a form missing one re-renders with a
+    message beside it instead of a bare 400. `idempotency_key` is generated when the form is rendered."""
+
+    fund_id: str = ""
+    case_code: str = ""
+    category: str = ""
+    amount: str = ""
     payee: str = ""
     nights: str = ""
     note: str = ""
+    idempotency_key: str = ""
 
-    def new_disbursement(self) -> NewDisbursement:
-        """In the fund's own currency (the form does not ask for one)."""
-        return NewDisbursement(
+    def values(self) -> dict[str, str]:
+        """What was typed, to fill the form again."""
+        return msgspec.structs.asdict(self)
+
+    def digest(self) -> str:
+        """The request hash stored beside the form's idempotency key (what the request says, not the key)."""
+        body = {k: v.strip() for k, v in self.values().items() if k != "idempotency_key"}
+        return request_hash(body)
+
+    def parse(self) -> tuple[NewDisbursement | None, dict[str, str]]:
+        """The request, or the message for each field that is wrong (in the page's language). Nights typed
+        for a category that has none are an error, never silently dropped."""
+        errors: dict[str, str] = {}
+        if not self.case_code.strip():
+            errors["case_code"] = _("Choose a case, or open a new one.")
+        if self.category not in CATEGORIES:
+            errors["category"] = _("Choose what the money is for.")
+        amount_cents = 0
+        if not self.amount.strip():
+            errors["amount"] = _("Write the amount, like 25 or 25.50.")
+        else:
+            try:
+                amount_cents = parse_money(self.amount)
+            except Invalid:
+                errors["amount"] = _("Write the amount in dollars, like 25 or 25.50.")
+            else:
+                if amount_cents <= 0:
+                    errors["amount"] = _("The amount must be more than $0.")
+        nights: int | None = None
+        typed_nights = self.nights.strip()
+        if counts_nights(self.category):
+            if not typed_nights:
+                errors["nights"] = _("A hotel stay needs the number of nights.")
+            elif not typed_nights.isdigit() or not 1 <= int(typed_nights) <= NIGHTS_MAX:
+                errors["nights"] = _("Nights are a whole number from 1 to %(max)d.", max=NIGHTS_MAX)
+            else:
+                nights = int(typed_nights)
+        elif typed_nights and self.category in CATEGORIES:
+            errors["nights"] = _("Only a hotel stay has nights: empty this field or choose Hotel.")
+        if len(self.payee) > 200:
+            errors["payee"] = _("Keep the payee under 200 characters.")
+        if len(self.note) > 1000:
+            errors["note"] = _("Keep the note under 1000 characters.")
+        if errors:
+            return None, errors
+        new = NewDisbursement(
             self.fund_id,
-            self.case_code,
+            self.case_code.strip(),
             self.category,
-            parse_money(self.amount),
+            amount_cents,
             self.payee,
-            nights=self.nights_count(),
+            nights=nights,
             note=self.note,
         )
-
-    def nights_count(self) -> int | None:
-        """The form keeps the nights typed before the category changed; only a hotel stay counts them."""
-        if not counts_nights(self.category) or not self.nights.strip().isdigit():
-            return None
-        return int(self.nights)
+        return new, {}
 
 
 class RejectForm(msgspec.Struct):

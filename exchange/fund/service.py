@@ -9,6 +9,7 @@ paths, pending transfers, the journal) are the ledger's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +17,12 @@ from typing import Any
 from litestar import Request
 from litestar.channels import ChannelsPlugin
 from litestar.di import Provide
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from exchange.accounts.models import Role, User
+from exchange.accounts.models import Organisation, Role, User
 from exchange.fund.schemas import Period
+from exchange.home.live import publish_approvals_changed
 from exchange.live.events import Audience, publish
 from exchange.registry import CardIssuerFactory
 from exchange.settings import Settings
@@ -27,13 +30,13 @@ from exchange.web.personal_data import refuse_personal_data, refuse_personal_dat
 from ledger import cards, cases, deposits, disbursements, funds, journal, payments, reports, rulesets, verify
 from ledger.deposits import DepositResult
 from ledger.disbursements import LedgerViewer, NewDisbursement, Requester, RequestResult
-from ledger.errors import Conflict, Forbidden, Invalid
+from ledger.errors import Conflict, Forbidden, Invalid, NotFound
 from ledger.funds import FundSummary
 from ledger.journal import EntryView
 from ledger.models import Approval, Case, Disbursement, Fund, Payment, RuleSetVersion, Status
 from ledger.payments import STRIPE_CARD, CardIssuer, PaymentResult
 from ledger.reports import SpendingReport
-from ledger.rules import Approver, RuleSet, parse_rules
+from ledger.rules import Approver, RuleDecision, RuleSet, parse_rules
 from ledger.rulesets import PreviewRow, RuleCeilings
 from ledger.stripe_models import CardStatus
 from ledger.verify import FundAudit
@@ -94,18 +97,67 @@ def disbursement_summary(d: Disbursement, approvals: int) -> dict[str, Any]:
     }
 
 
+async def summaries(db: AsyncSession, found: Sequence[Disbursement]) -> list[dict[str, Any]]:
+    """Each request as `disbursement_summary` has it, with what an approver needs to decide it: who asked
+    and from which organisation, the note, why the rule applies, who approved so far, the case's total over
+    30 days. A few queries for the whole list, not per request."""
+    if not found:
+        return []
+    ids = [d.id for d in found]
+    rows = await db.execute(
+        select(Approval).where(Approval.disbursement_id.in_(ids)).order_by(Approval.id)  # type: ignore[attr-defined]
+    )
+    approvals: dict[str, list[Approval]] = {}
+    for a in rows.scalars().all():
+        approvals.setdefault(a.disbursement_id, []).append(a)
+    user_ids = {d.requester_id for d in found} | {a.approver_id for found_ in approvals.values() for a in found_}
+    users = {u.id: u for u in (await db.execute(select(User).where(User.id.in_(user_ids)))).scalars().all()}  # type: ignore[attr-defined]
+    org_ids = {d.requester_org_id for d in found}
+    orgs = {
+        o.id: o.name
+        for o in (await db.execute(select(Organisation).where(Organisation.id.in_(org_ids)))).scalars().all()  # type: ignore[attr-defined]
+    }
+    totals = await disbursements.case_totals_30d(db, list({d.case_id for d in found}))
+
+    def name(user_id: str) -> str:
+        user = users.get(user_id)
+        return (user.display_name or user.username) if user else ""
+
+    result = []
+    for d in found:
+        mine = approvals.get(d.id, [])
+        summary = disbursement_summary(d, len(mine))
+        summary.update(
+            requester_name=name(d.requester_id),
+            requester_org=orgs.get(d.requester_org_id, ""),
+            note=d.note,
+            reasons=list(d.reasons or []),
+            approvers=[name(a.approver_id) for a in mine],
+            case_total_30d_cents=totals.get(d.case_id, 0),
+        )
+        result.append(summary)
+    return result
+
+
 async def summary_of(db: AsyncSession, d: Disbursement) -> dict[str, Any]:
-    return disbursement_summary(d, len(await disbursements.approvals_of(db, d.id)))
+    return (await summaries(db, [d]))[0]
 
 
-async def publish_disbursement(channels: ChannelsPlugin, db: AsyncSession, d: Disbursement, change: str) -> None:
-    """Only to fund approvers and the requester: a request's payee and case code are nobody else's business."""
+async def publish_disbursement(
+    channels: ChannelsPlugin, db: AsyncSession, d: Disbursement, change: str, by: str | None = None
+) -> None:
+    """Only to fund approvers and the requester: a request's payee and case code are nobody else's business.
+    `by`: who acted, whose own page already shows the change from its answer."""
     publish(
         channels,
         DISBURSEMENT_EVENT,
-        {"type": DISBURSEMENT_EVENT, "change": change, "disbursement": await summary_of(db, d)},
+        {"type": DISBURSEMENT_EVENT, "change": change, "disbursement": await summary_of(db, d), "by": by},
         Audience(users=(d.requester_id,), roles=(Role.FUND_APPROVER.value,)),
     )
+    # The navigation's count of waiting requests (exchange/home/live.py): every approver's page reads it again,
+    # unless the change cannot move it (a request approved at once on the fast path never waited).
+    if not (change == "created" and d.status != Status.PENDING_APPROVAL):
+        publish_approvals_changed(channels)
 
 
 async def visible_disbursement(db: AsyncSession, user: User, disbursement_id: str) -> Disbursement:
@@ -164,8 +216,12 @@ class FundService:
     async def summary_of(self, d: Disbursement) -> dict[str, Any]:
         return await summary_of(self.db, d)
 
-    async def _published(self, d: Disbursement, change: str = "status") -> Disbursement:
-        await publish_disbursement(self.channels, self.db, d, change)
+    async def summaries(self, found: Sequence[Disbursement]) -> list[dict[str, Any]]:
+        return await summaries(self.db, found)
+
+    async def _published(self, d: Disbursement, change: str = "status", *, in_place: bool = False) -> Disbursement:
+        """`in_place`: the change was made from the inbox, whose answer moves the request on that page."""
+        await publish_disbursement(self.channels, self.db, d, change, by=self.user.id if in_place else None)
         return d
 
     # --- cases ---------------------------------------------------------------------------------------------
@@ -184,6 +240,14 @@ class FundService:
 
     async def cases(self) -> list[Case]:
         return await cases.cases_for_org(self.db, self.user.organisation_id)
+
+    async def open_cases(self) -> list[Case]:
+        """The cases a request may go to: the organisation's, without the closed ones."""
+        return [c for c in await self.cases() if c.closed_at is None]
+
+    async def close_case(self, code: str) -> Case:
+        """Close a case of the user's organisation (404 for any other): it takes no new request or hold."""
+        return await cases.close_case(self.db, code, self.user.organisation_id, actor_user_id=self.user.id)
 
     # --- funds, the journal and its checks -----------------------------------------------------------------
 
@@ -239,6 +303,12 @@ class FundService:
             await self._published(result.disbursement, "created")
         return result
 
+    async def approval_path(self, new: NewDisbursement) -> RuleDecision:
+        """Which approval path the request would take now, and why; writes nothing."""
+        refuse_personal_data_in(payee=new.payee, note=new.note)
+        self.check_amount(new.amount_cents)
+        return await disbursements.preview_decision(self.db, new, requester=requester_of(self.user))
+
     async def disbursement(self, disbursement_id: str) -> Disbursement:
         return await visible_disbursement(self.db, self.user, disbursement_id)
 
@@ -255,7 +325,12 @@ class FundService:
         return waiting, approved
 
     async def approve(
-        self, disbursement_id: str, *, idempotency_key: str | None = None, request_hash: str | None = None
+        self,
+        disbursement_id: str,
+        *,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        in_place: bool = False,
     ) -> Disbursement:
         return await self._published(
             await disbursements.approve(
@@ -264,10 +339,11 @@ class FundService:
                 approver=approver_of(self.user),
                 idempotency_key=idempotency_key,
                 request_hash=request_hash,
-            )
+            ),
+            in_place=in_place,
         )
 
-    async def reject(self, disbursement_id: str, reason: str) -> Disbursement:
+    async def reject(self, disbursement_id: str, reason: str, *, in_place: bool = False) -> Disbursement:
         refuse_personal_data("reason", reason)
         found = await self.disbursement(disbursement_id)
         cancelled = None
@@ -276,7 +352,8 @@ class FundService:
         return await self._published(
             await disbursements.reject(
                 self.db, disbursement_id, approver=approver_of(self.user), reason=reason, cancelled_card=cancelled
-            )
+            ),
+            in_place=in_place,
         )
 
     async def cancel(self, disbursement_id: str) -> Disbursement:
@@ -384,6 +461,20 @@ class FundService:
             actor_org_id=self.user.organisation_id,
             ceilings=self.rule_ceilings(),
         )
+
+    async def restore_rules(self, fund_id: str, version: int) -> RuleSetVersion:
+        """An older version's rules saved again as a new version, which waits for a second person like any."""
+        for found in await rulesets.rule_set_versions(self.db, fund_id):
+            if found.version == version:
+                return await self.save_rules(fund_id, json.dumps(found.document))
+        raise NotFound("rule_set_not_found", "No such rule set version.")
+
+    async def user_names(self, user_ids: set[str]) -> dict[str, str]:
+        """Who made or approved a version, as people are called on the pages."""
+        if not user_ids:
+            return {}
+        rows = await self.db.execute(select(User).where(User.id.in_(user_ids)))  # type: ignore[attr-defined]
+        return {u.id: u.display_name or u.username for u in rows.scalars().all()}
 
     async def approve_rules(self, fund_id: str, version: int) -> RuleSetVersion:
         if not (self.user.has(Role.NETWORK_ADMIN) or self.user.has(Role.FUND_APPROVER)):

@@ -1,4 +1,8 @@
 FROM python:3.11-slim
+# pg_dump / pg_restore for `refuge backup` and `refuge restore`: Debian 12's client is PostgreSQL 15, the
+# major version of the compose file's server.
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY alembic ./alembic

@@ -1,4 +1,4 @@
-"""The `refuge` command: demo, serve, db upgrade, user create."""
+"""The `refuge` command: demo, serve, check, backup and restore, db upgrade, user create, ledger."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from exchange.settings import ROOT, Settings
+from exchange.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
-
-DEMO_DATABASE = f"sqlite+aiosqlite:///{ROOT / 'refuge-demo.db'}"
 
 
 @contextlib.asynccontextmanager
@@ -143,10 +141,10 @@ def demo(host: str, port: int, no_serve: bool, reset: bool) -> None:
         if problem:
             click.echo(problem, err=True)
             sys.exit(2)
-    os.environ.setdefault("DATABASE_URL", DEMO_DATABASE)
-    os.environ.setdefault("BASE_URL", f"http://{host}:{port}")
-    # A fixed secret keeps sessions valid across restarts of the demo; production sets its own.
-    os.environ.setdefault("SECRET_KEY", "demo-only-secret-key-do-not-use-in-production")
+    from exchange.demo.environment import demo_environment
+
+    for name, value in demo_environment(host, port).items():
+        os.environ.setdefault(name, value)
     settings = Settings.from_env()
     from exchange.demo.network import DEMO_PASSWORD
     from exchange.migrations import upgrade
@@ -177,6 +175,59 @@ async def _seed_if_empty(database_url: str) -> tuple[bool, list[tuple[str, str, 
         if seeded_now:
             await seed(session, build_registry(Settings.from_env()).demo_steps)
         return seeded_now, await logins(session)
+
+
+@main.command()
+def check() -> None:
+    """Check this deployment's settings and what they point at (database, migrations, Redis, SMTP, keys); say
+    what to fix in plain words, and exit 1 if anything needs fixing."""
+    from exchange.ops.check import run_checks
+
+    findings = asyncio.run(run_checks(Settings.from_env(), os.environ))
+    for finding in findings:
+        click.echo(finding.line())
+    problems = sum(not f.ok for f in findings)
+    if problems:
+        click.echo(f"\n{problems} thing(s) to fix before serving real people.", err=True)
+        sys.exit(1)
+    click.echo("\nEverything checked is sound.")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def backup(path: Path) -> None:
+    """Write a consistent backup of DATABASE_URL to PATH while the app runs (PostgreSQL: pg_dump's custom
+    format; SQLite: its online backup). PATH must not exist yet."""
+    from exchange.ops.backup import BackupError
+    from exchange.ops.backup import backup as back_up
+
+    try:
+        click.echo(back_up(Settings.from_env().database_url, path))
+    except BackupError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace everything a non-empty database holds with the backup.")
+def restore(path: Path, force: bool) -> None:
+    """Restore the backup at PATH into DATABASE_URL (an empty database unless --force), then verify the
+    ledger's chains as `refuge ledger verify` does; exit 1 if either fails."""
+    from exchange.ops.backup import BackupError
+    from exchange.ops.backup import restore as bring_back
+
+    settings = Settings.from_env()
+    try:
+        click.echo(bring_back(settings.database_url, path, force=force))
+    except BackupError as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo("Verifying the ledger's chains in the restored database:")
+    if not asyncio.run(_ledger_verify(settings, None)):
+        click.echo("The restored ledger does NOT verify: do not serve it; keep the previous database.", err=True)
+        sys.exit(1)
+    click.echo("Restored and verified. Run `refuge db upgrade` if this version of the code is newer than the backup.")
 
 
 @main.group()

@@ -1,27 +1,42 @@
-"""`refuge demo` as a new user meets it: a taken port, `--reset`, a consistent network, the tour; and a websocket
-client that leaves mid-handshake is a normal disconnect."""
+"""`refuge demo` as a new user meets it: a taken port, `--reset`, a consistent network with six weeks of history,
+the tour, a quiet terminal; and a websocket client that leaves mid-handshake is a normal disconnect."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio.to_thread
 import click
+import httpx
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import func, select
 from uvicorn.protocols.utils import ClientDisconnected
+from websockets.sync.client import connect as ws_connect
 
+from beds.models import PoolChange
+from beds.reports import daily_occupancy
+from exchange.accounts.models import User
 from exchange.cli import main
+from exchange.db import make_engine, make_sessionmaker
+from exchange.demo.environment import demo_environment
+from exchange.demo.network import DEMO_PASSWORD
 
-DEMO_ENV = {"BASE_URL": "http://127.0.0.1:8000", "SECRET_KEY": "test-only-demo-secret-key-0123456789abcdef"}
+# Every variable the command sets when it is unset, so CliRunner restores them all afterwards.
+DEMO_ENV = {**demo_environment("127.0.0.1", 8000), "SECRET_KEY": "test-only-demo-secret-key-0123456789abcdef"}
 
 
 def run_demo(database: Path, *args: str) -> Result:
-    # Every variable the command sets by default is given here, so CliRunner restores them all afterwards.
     env = {**DEMO_ENV, "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
     return CliRunner().invoke(main, ["demo", *args], env=env, catch_exceptions=False)
 
@@ -122,6 +137,99 @@ def test_the_demo_prints_a_tour_after_the_logins(seeded: tuple[Path, str]) -> No
     tour_text = output[tour:]
     for what in ("`shelter`", "`police`", "Arrival", "allocate", "confirm", "hotel night", "`approver`", "approve"):
         assert what in tour_text
+
+
+async def test_the_occupancy_report_covers_the_seeded_weeks(seeded: tuple[Path, str]) -> None:
+    """Six weeks of reports per pool: the last 30 days of the report (network-wide and one shelter's) have no day
+    at 0 %, and the days differ, as a network's do."""
+    database, _ = seeded
+    engine = make_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with make_sessionmaker(engine)() as session:
+            network = await daily_occupancy(session, days=30)
+            shelter = await session.scalar(select(User).where(User.username == "shelter"))
+            assert shelter is not None
+            own = await daily_occupancy(session, organisation_id=shelter.organisation_id, days=30)
+            joined = await session.scalar(select(func.min(PoolChange.at)))
+    finally:
+        await engine.dispose()
+    assert joined is not None and joined <= datetime.now(UTC) - timedelta(days=40)
+    for report in (network, own):
+        percents = [day.occupancy_percent for day in report]
+        assert len(percents) == 30
+        assert min(percents) > 0, percents
+        assert all(day.capacity > 0 for day in report)
+        assert len(set(percents)) > 1 or len({day.occupied for day in report}) > 1, percents
+    assert len({day.occupied for day in network}) >= 10  # a network of a hundred shelters moves every day
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_serving(process: subprocess.Popen, url: str, terminal: Path) -> None:
+    """Poll the page until the server answers; fail at once with its output if the process ends first."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail("refuge demo stopped:\n" + terminal.read_text(encoding="utf-8"))
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)  # between two polls of the port, not a readiness signal
+    pytest.fail("refuge demo did not serve within 180 s:\n" + terminal.read_text(encoding="utf-8"))
+
+
+def test_the_demo_terminal_stays_quiet_and_keeps_the_logins_on_screen(seeded: tuple[Path, str], tmp_path: Path) -> None:
+    """The real command, as a person runs it (on the seeded database, so it starts at once): pages, a login, the
+    board's websocket; its terminal shows the logins and the tour and then nothing: no JSON, no warning, no
+    traceback, no line per request."""
+    database, _ = seeded
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    ours = set(DEMO_ENV) | {"REDIS_URL", "DEBUG"}
+    env = {k: v for k, v in os.environ.items() if k not in ours} | {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    refuge = Path(sys.executable).with_name("refuge")
+    terminal = tmp_path / "terminal.txt"
+    with terminal.open("w", encoding="utf-8") as out:
+        process = subprocess.Popen(
+            [str(refuge), "demo", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path
+        )
+    try:
+        _wait_until_serving(process, f"{base}/login", terminal)
+        with httpx.Client(base_url=base, timeout=30) as http:
+            assert http.get("/").status_code == 302  # to the login page
+            assert http.get("/static/app.css").status_code == 200
+            assert http.get("/no-such-page").status_code == 404
+            http.get("/login")
+            logged_in = http.post(
+                "/login",
+                data={"username": "shelter", "password": DEMO_PASSWORD, "_csrf_token": http.cookies["csrftoken"]},
+            )
+            assert logged_in.status_code in (200, 303), logged_in.text
+            assert http.get("/").status_code == 200
+            assert http.get("/reports/occupancy?days=30").status_code == 200
+            cookie = f"session={http.cookies['session']}"
+        for _ in range(3):  # pages changing quickly: the board's socket opens and goes
+            with ws_connect(
+                f"ws://127.0.0.1:{port}/board/ws", additional_headers={"Cookie": cookie, "Origin": base}
+            ) as socket_:
+                assert "live" in str(socket_.recv(timeout=30)).lower()
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl+C
+        process.wait(timeout=60)
+    output = terminal.read_text(encoding="utf-8")
+    assert "Demo logins" in output and "A first tour" in output
+    after_open = output.split(f"Open {base}/", 1)[1].splitlines()[1:]
+    assert [line for line in after_open if line.strip()] == [], output
+    for line in output.splitlines():
+        assert not line.lstrip().startswith("{"), f"a JSON log line in the demo: {line}"
+    for noise in ("warning", "traceback", "exception", "error"):
+        assert noise not in output.lower(), output
 
 
 def _scope(path: str, headers: dict[str, str]) -> dict:

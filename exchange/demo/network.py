@@ -1,8 +1,9 @@
 """A realistic demo network: shelters across Canada, two police services, one coalition, a user per role.
 
 `seed` runs steps that go through the domain functions, as the app would: organisations and users through
-`exchange/accounts/service.py`, facilities and pools through `beds/facilities.py`, each pool's counts through
-`beds/pools.py` (which writes its history), then the further steps of the registry (holds, the fund).
+`exchange/accounts/service.py`, facilities and pools through `beds/facilities.py`, each pool's six weeks of
+reports through `exchange/demo/history.py` (beds/pools.py writes its history), then the further steps of the
+registry (holds, the fund).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.facilities import add_pool, create_facility
 from beds.models import Facility, FacilityKind, Profile, SecurityLevel
-from beds.pools import move_counts
 from beds.timeutil import utcnow
 from exchange.accounts.models import Organisation, OrgKind, Role, User
 from exchange.accounts.service import create_organisation, create_user, users
+from exchange.demo.history import report_history
 from exchange.registry import DemoStep
 
 DEMO_PASSWORD = "refuge-demo-2026"
@@ -183,9 +184,11 @@ async def add_organisations(session: AsyncSession, net: DemoNetwork) -> None:
 
 
 async def add_facilities(session: AsyncSession, net: DemoNetwork) -> None:
-    """Shelters across the provinces, each run by an organisation of its own, each with the counts it last
-    reported at some time of the past day (some are stale)."""
+    """Shelters across the provinces, each run by an organisation of its own, each with six weeks of reports
+    (exchange/demo/history.py) up to the counts it last reported at some time of the past day (some are stale)."""
     rng = random.Random(2026)
+    # The history has its own draws: the network itself stays the same whatever the history does.
+    history_rng = random.Random(1842)
     now = utcnow()
     index = 0
     for province, cities in CITIES.items():
@@ -237,16 +240,15 @@ async def add_facilities(session: AsyncSession, net: DemoNetwork) -> None:
                     occupied = rng.randint(capacity // 2, capacity)
                     out_of_service = rng.choice([0, 0, 0, 1]) if occupied < capacity else 0
                     pool = await add_pool(session, facility.id, profile=profile, capacity=0)
-                    # One report from nothing to its counts, as history shows a pool that joined the network.
-                    await move_counts(
+                    # It joined the network weeks ago and reported since, up to the counts it shows now.
+                    await report_history(
                         session,
                         pool.id,
                         capacity=capacity,
                         occupied=occupied,
                         out_of_service=out_of_service,
-                        actor_user_id=None,
-                        reason="seed",
-                        now=reported_at,
+                        until=reported_at,
+                        rng=history_rng,
                     )
                     await session.commit()
                 await session.refresh(facility)

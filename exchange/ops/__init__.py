@@ -1,0 +1,1 @@
+"""Running a deployment: its logs, its self-check, its backups."""

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
@@ -40,7 +40,8 @@ from beds.errors import BedsError
 from exchange.accounts.api import TokenController
 from exchange.accounts.pages import AuthPages
 from exchange.accounts.service import PASSWORD_CHECKS
-from exchange.admin.pages import AdminPages
+from exchange.admin.api import GrantController
+from exchange.admin.pages import AdminPages, GrantPages
 from exchange.board.api import FacilityController, PoolController
 from exchange.board.cards import FacilityCards
 from exchange.board.live import render_pool_row
@@ -58,9 +59,13 @@ from exchange.holds.grants import hold_address_grants
 from exchange.holds.live import render_hold_fragment
 from exchange.holds.pages import AgreementPages, HoldPages, OperationPages
 from exchange.holds.sweep import sweep_expired_holds, sweep_unanswered_holds
+from exchange.home.counts import load_nav_counts
+from exchange.home.live import NAV_EVENT, render_nav_count
+from exchange.home.pages import HomePages
 from exchange.live.events import CHANNEL
 from exchange.live.hub import LiveHub
 from exchange.live.sockets import board_stream, json_stream
+from exchange.ops.logs import console_log_config
 from exchange.registry import Registry
 from exchange.settings import Settings
 from exchange.stripe.api import StripeCardController, fund_reconciliation
@@ -95,6 +100,8 @@ def route_handlers() -> list[Any]:
         FacilityPages,
         board_stream,
         AdminPages,
+        GrantPages,
+        GrantController,
         CaseController,
         FundController,
         DisbursementController,
@@ -111,6 +118,7 @@ def route_handlers() -> list[Any]:
         fund_reconciliation,
         StripePages,
         DonationPages,
+        HomePages,
     ]
 
 
@@ -122,8 +130,15 @@ def build_registry(settings: Settings) -> Registry:
             "pool.updated": render_pool_row,
             "hold.updated": render_hold_fragment,
             "ledger.disbursement": render_disbursement,
+            NAV_EVENT: render_nav_count,
         },
-        view_of_kind={"pool.updated": "pools", "hold.updated": "holds", "ledger.disbursement": "ledger"},
+        # "nav" (the navigation's counts) reaches every page's socket, whatever views it names.
+        view_of_kind={
+            "pool.updated": "pools",
+            "hold.updated": "holds",
+            "ledger.disbursement": "ledger",
+            NAV_EVENT: "nav",
+        },
         card_issuers=[stripe_issuer],
         demo_steps=[seed_holds, seed_ledger],
     )
@@ -157,11 +172,20 @@ def _channels(settings: Settings) -> ChannelsPlugin:
     )
 
 
-def _log_config() -> StructlogConfig:
+async def _before_request(request: Request) -> None:
+    """The request's language and time zone, then the navigation's counts for a page (exchange/home/counts.py)."""
+    await set_request_locale(request)
+    await load_nav_counts(request)
+
+
+def _log_config(settings: Settings) -> StructlogConfig:
     """Log what happened, never what was said: no bodies, headers, cookies or query strings.
 
     Bodies carry passwords and tokens, queries can carry case codes, responses carry addresses.
+    LOG_FORMAT=console (the demo): short human lines, warnings and errors only, no line per request.
     """
+    if settings.log_format == "console":
+        return console_log_config()
     return StructlogConfig(
         middleware_logging_config=LoggingMiddlewareConfig(
             request_log_fields=("path", "method"),
@@ -244,8 +268,8 @@ class RefugePlugin(InitPluginProtocol):
             cookie_samesite="lax",
             exclude=["^/api/", "^/webhooks/"],
         )
-        app_config.before_request = set_request_locale
-        app_config.plugins.extend([HTMXPlugin(), _channels(settings), StructlogPlugin(_log_config())])
+        app_config.before_request = _before_request
+        app_config.plugins.extend([HTMXPlugin(), _channels(settings), StructlogPlugin(_log_config(settings))])
         app_config.template_config = TemplateConfig(
             instance=JinjaTemplateEngine.from_environment(template_environment())
         )

@@ -25,6 +25,9 @@ class Settings:
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
     base_url: str = "http://127.0.0.1:8000"
     debug: bool = False
+    # "json" (the default, one JSON object per line for a log collector) or "console": short human lines,
+    # warnings and errors only, no line per request (what `refuge demo` uses, so its logins stay on screen).
+    log_format: str = "json"
     # A hold request that a shelter has not answered within this window is flagged.
     response_window_minutes: int = 30
     # Holds (issue 9): beds one requester / one organisation may have requested and unanswered at once; an
@@ -33,6 +36,8 @@ class Settings:
     hold_limit_per_requester: int = 20
     hold_limit_per_organisation: int = 60
     hold_lapse_grace_minutes: int = 30
+    # The most beds one police operation may ask for, all its needs together.
+    operation_need_max_beds: int = 200
     claim_grant_hours: int = 24
     stale_after_hours: int = 12
     sweep_interval_seconds: float = 5.0
@@ -79,9 +84,11 @@ class Settings:
             secret_key=env.get("SECRET_KEY") or secrets.token_hex(32),
             base_url=(env.get("BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
             debug=_bool(env.get("DEBUG")),
+            log_format=(env.get("LOG_FORMAT") or "json").strip().lower(),
             response_window_minutes=int(env.get("RESPONSE_WINDOW_MINUTES") or 30),
             hold_limit_per_requester=int(env.get("HOLD_LIMIT_PER_REQUESTER") or 20),
             hold_limit_per_organisation=int(env.get("HOLD_LIMIT_PER_ORGANISATION") or 60),
+            operation_need_max_beds=int(env.get("OPERATION_NEED_MAX_BEDS") or 200),
             hold_lapse_grace_minutes=int(env.get("HOLD_LAPSE_GRACE_MINUTES") or 30),
             claim_grant_hours=int(env.get("CLAIM_GRANT_HOURS") or 24),
             stale_after_hours=int(env.get("STALE_AFTER_HOURS") or 12),

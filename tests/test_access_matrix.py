@@ -33,7 +33,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.timeutil import utcnow
-from exchange.accounts.models import User
+from exchange.accounts.models import RoleGrant, User
 from exchange.accounts.service import hash_password, issue_token
 from ledger.deposits import deposit
 from ledger.funds import create_fund
@@ -120,12 +120,19 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/favicon.ico"): PUBLIC(),
     ("GET", "/account"): PAGE(LOGGED_IN()),
     ("POST", "/account/password"): LOGGED_IN(),
+    ("POST", "/account/time-zone"): LOGGED_IN(),
     ("POST", "/login"): PUBLIC(),
     ("POST", "/api/v1/auth/token"): PUBLIC(),
     ("GET", "/static/{file_path}"): PUBLIC(),
     ("HEAD", "/static/{file_path}"): PUBLIC(),
     # --- any logged-in user ---------------------------------------------------------------------------------
     ("GET", "/"): PAGE(LOGGED_IN()),
+    ("GET", "/board/city"): PAGE(LOGGED_IN()),  # one city's facility cards, for the board's summary
+    # Each role's home; the navigation's counts (empty for those who have none) and the lists behind them.
+    ("GET", "/home"): PAGE(LOGGED_IN()),
+    ("GET", "/home/counts"): PAGE(LOGGED_IN()),
+    ("GET", "/home/requests"): PAGE(ONLY(*SHELTER_STAFF)),
+    ("GET", "/home/approvals"): PAGE(ONLY(*APPROVERS)),
     ("GET", "/facilities/{facility_id}"): PAGE(LOGGED_IN()),
     ("GET", "/api/v1/facilities"): LOGGED_IN(),
     ("GET", "/api/v1/facilities/{facility_id}"): LOGGED_IN(),
@@ -208,6 +215,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/ledger/rules"): ONLY("admin"),
     ("POST", "/ledger/rules/approve"): ONLY("admin", *APPROVERS),
     ("POST", "/ledger/rules/preview"): ONLY("admin"),
+    ("POST", "/ledger/rules/form"): ONLY("admin"),
+    ("POST", "/ledger/rules/restore"): ONLY("admin"),
+    ("POST", "/ledger/request/path"): ONLY(*CASE_WORKERS),
     ("GET", "/ledger/inbox"): PAGE(ONLY(*APPROVERS)),
     ("GET", "/ledger/request"): PAGE(ONLY(*CASE_WORKERS)),
     ("POST", "/ledger/request"): ONLY(*CASE_WORKERS),
@@ -250,6 +260,18 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/facilities/{facility_id}"): ONLY("admin"),
     ("POST", "/admin/facilities/{facility_id}/pools"): ONLY("admin"),
     ("GET", "/admin/address-releases"): PAGE(ONLY("admin")),
+    # Role grants waiting for a second person (the grant G1: fund approver for matrix_victim of the community
+    # organisation, asked by the admin): listed to whoever may be a second person; decided by another admin or
+    # a fund approver of another organisation than the admin's. The admin who asked is refused.
+    ("GET", "/admin/grants"): PAGE(ONLY(*SHELTER_STAFF, *POLICE, *APPROVERS, "auditor", "coordinator", "admin")),
+    ("GET", "/api/v1/admin/grants"): ONLY(*SHELTER_STAFF, *POLICE, *APPROVERS, "auditor", "coordinator", "admin"),
+    ("POST", "/api/v1/admin/grants/{grant_id}/approve"): ONLY("approver_community", "dual"),
+    ("POST", "/api/v1/admin/grants/{grant_id}/refuse"): ONLY("approver_community", "dual"),
+    ("POST", "/admin/grants/{grant_id}/approve"): ONLY("approver_community", "dual"),
+    ("POST", "/admin/grants/{grant_id}/refuse"): ONLY("approver_community", "dual"),
+    # Closing a case: the case workers of its organisation (all of the matrix's are of the community's).
+    ("POST", "/api/v1/cases/{code}/close"): ONLY(*CASE_WORKERS),
+    ("POST", "/ledger/cases/{code}/close"): ONLY(*CASE_WORKERS),
 }
 
 # Websocket routes: who may connect (the events each receives are checked in test_websocket_matrix).
@@ -315,8 +337,17 @@ async def build_world(client: AsyncTestClient, network: Network, sessionmaker: a
             roles=["case_worker"],
         )
         session.add(victim)
+        await session.flush()
+        grant = RoleGrant(
+            user_id=victim.id,
+            organisation_id=victim.organisation_id,
+            roles=["fund_approver"],
+            requested_by_user_id=network["admin"].id,
+            requested_by_org_id=network.orgs["coalition"].id,
+        )
+        session.add(grant)
         await session.commit()
-        fund_id, victim_id = fund.id, victim.id
+        fund_id, victim_id, grant_id = fund.id, victim.id, grant.id
 
     now = utcnow()
     window = {
@@ -409,6 +440,8 @@ async def build_world(client: AsyncTestClient, network: Network, sessionmaker: a
             "file_path": "app.css",
             "path": "openapi.json",
             "case_code": case_code,
+            "code": case_code,
+            "grant_id": grant_id,
         },
         secrets={
             # Shelter A's address: its staff, and police whose operation hold there is confirmed.
@@ -489,6 +522,9 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         "/ledger/requests/{disbursement_id}/pay": {"amount": "999999999"},
         "/ledger/rules": {"fund_id": ids["fund_id"], "document": "{"},
         "/ledger/rules/preview": {"fund_id": ids["fund_id"], "document": "{"},
+        "/ledger/rules/form": {"fund_id": ids["fund_id"], "fast_path_amount": "x"},
+        "/ledger/rules/restore": {"fund_id": ids["fund_id"], "version": "none"},
+        "/ledger/request/path": {"fund_id": ids["fund_id"], "case_code": ids["case_code"], "category": "x"},
         "/ledger/rules/approve": {"fund_id": ids["fund_id"], "version": "none"},
         "/donate/{fund_id}": {"amount": "10"},
         "/admin/organisations": {"name": "", "kind": "nope"},

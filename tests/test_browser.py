@@ -121,7 +121,7 @@ class Cast:
         await page.get_by_label("Username").fill(username)
         await page.get_by_label("Password").fill(PASSWORD)
         await page.get_by_role("button", name="Log in").click()
-        await page.wait_for_url(self.server.url + "/")
+        await page.wait_for_url(re.compile(re.escape(self.server.url) + r"/(home)?$"))  # the home page
         await expect(page.locator(".who")).to_contain_text(username.replace("_", " ").title())
         return visitor
 
@@ -153,6 +153,8 @@ async def test_plus_one_on_a_shelter_board_reaches_the_police_board_live(
     pool_id = network.pools["a"].id  # Maison Alpha, women: capacity 10, occupied 4 → 6 free
     police = await cast.login("police")
     shelter = await cast.login("shelter_a")
+    for visitor in (police, shelter):  # from their homes to the board
+        await visitor.page.goto(live_server.url + "/")
     await police.live()
     await shelter.live()
     police_row = pool_row(police.page, pool_id)
@@ -165,7 +167,7 @@ async def test_plus_one_on_a_shelter_board_reaches_the_police_board_live(
     shelter_row = pool_row(shelter.page, pool_id)
     await expect(shelter_row.locator("td.free")).to_have_text("6")
     await shelter.shot("board_2_shelter_before")
-    await shelter_row.get_by_role("button", name="One more bed occupied").click()
+    await shelter_row.get_by_role("button", name="Arrival").click()
     await expect(shelter_row.locator("td.free")).to_have_text("5")
     await expect(shelter_row.locator("td").nth(2)).to_have_text("5")  # occupied 4 → 5
     await shelter.shot("board_3_shelter_after_plus_one")
@@ -207,8 +209,8 @@ async def test_operation_hold_is_confirmed_live_and_then_the_address_is_shown(
     await page.get_by_label("Code name").fill("NIGHTJAR")
     await page.get_by_label("Province").select_option("QC")
     await page.get_by_label("City (optional)").fill("Montréal")
-    await page.get_by_label("Window start (local time)").fill(_local_input(now + timedelta(hours=1)))
-    await page.get_by_label("Window end (local time)").fill(_local_input(now + timedelta(hours=6)))
+    await page.get_by_label("Window start (Montréal time").fill(_local_input(now + timedelta(hours=1)))
+    await page.get_by_label("Window end (Montréal time").fill(_local_input(now + timedelta(hours=6)))
     await page.locator("input[name='need_women']").fill("2")
     await police.shot("operation_2_police_new_operation_form")
     await page.get_by_role("button", name="Record the operation").click()
@@ -295,10 +297,10 @@ async def test_hotel_request_from_a_phone_is_approved_live(
     page = worker.page
     await page.goto(live_server.url + "/ledger/request")
     await expect(page.get_by_role("heading", name="Emergency fund request")).to_be_visible()
-    await page.get_by_role("button", name="New case code").click()
-    await page.wait_for_url(re.compile(r"/ledger/request\?case="))
-    case_code = page.url.split("case=", 1)[1]
-    await expect(page.get_by_label("Case code")).to_have_value(case_code)
+    await page.get_by_role("button", name="Open a new case").click()  # in place, keeping the form
+    await expect(page.get_by_text(re.compile(r"Case C-\S+ opened"))).to_be_visible()
+    case_code = await page.get_by_label("Case", exact=True).input_value()
+    assert case_code.startswith("C-")
     await page.get_by_label("What for").select_option("hotel")
     await page.get_by_label("Amount (CAD)").fill("360.00")
     await page.get_by_label("Nights (hotel only)").fill("3")
@@ -331,9 +333,12 @@ async def test_hotel_request_from_a_phone_is_approved_live(
     await worker.mark()
     await worker.shot("ledger_4_worker_phone_status_waiting")
 
-    await item.get_by_role("button", name="Approve").click()
-    await expect(item.locator(".status")).to_have_text("Approved")
-    await expect(item).to_contain_text("approvals: 1 of 1")
+    await item.get_by_text("Approve", exact=True).click()  # approving asks first: a second button appears
+    await item.get_by_role("button", name="Yes, approve $360.00").click()
+    await expect(item).to_have_count(0)  # it leaves "waiting" for "approved, not yet paid"
+    moved = approver.page.locator("#inbox-approved article")
+    await expect(moved.locator(".status")).to_have_text("Approved")
+    await expect(moved).to_contain_text("approvals: 1 of 1")
     await approver.shot("ledger_5_approver_approved")
 
     await expect(status.locator(".status")).to_have_text("Approved")

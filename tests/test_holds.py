@@ -403,10 +403,13 @@ async def test_every_change_is_published_to_its_parties_with_the_pool(client, ne
         events = []
         async for raw in subscriber.iter_events():
             events.append(json.loads(raw))
-            if len(events) >= 3:
+            if len(events) >= 4:
                 break
     kinds = sorted(e["kind"] for e in events)
-    assert kinds == ["hold.updated", "hold.updated", "pool.updated"]
+    # nav.count: the shelter's pages read their count of open requests again (exchange/home/live.py).
+    assert kinds == ["hold.updated", "hold.updated", "nav.count", "pool.updated"]
+    nav = next(e for e in events if e["kind"] == "nav.count")
+    assert nav["audience"] == [[network.orgs["shelter_a"].id], [], []] and nav["payload"]["count"] == "requests"
     by_side = {e["payload"]["side"]: e for e in events if e["kind"] == "hold.updated"}
     assert by_side["holder"]["audience"] == [[network.orgs["police"].id], [], ["coordinator"]]
     assert by_side["facility"]["audience"] == [[network.orgs["shelter_a"].id], [], []]

@@ -269,12 +269,13 @@ async def test_in_a_browser_the_ledger_pages_get_no_swap_without_a_slot(
     worker = await cast.login("worker")
     page = worker.page
     await page.goto(live_server.url + "/ledger/request")
-    await page.get_by_role("button", name="New case code").click()
-    await page.wait_for_url(re.compile(r"/ledger/request\?case="))
+    await page.get_by_role("button", name="Open a new case").click()  # in place, keeping the form
+    await expect(page.get_by_text(re.compile(r"Case C-\S+ opened"))).to_be_visible()
     await worker.live()
     await worker.mark()
 
     async def send(category: str, amount: str) -> None:
+        await page.get_by_label("Case", exact=True).select_option(index=1)  # a sent form is empty again
         await page.get_by_label("What for").select_option(category)
         await page.get_by_label("Amount (CAD)").fill(amount)
         await page.get_by_label("Payee (bus line, hotel, store)").fill("Orléans Express")
@@ -285,14 +286,15 @@ async def test_in_a_browser_the_ledger_pages_get_no_swap_without_a_slot(
     await expect(result.locator(".status")).to_have_text("Waiting for approval")
     waiting = approver.page.locator("#inbox-rows article")
     await expect(waiting).to_have_count(1)
-    await waiting.get_by_role("button", name="Approve").click()
-    await expect(waiting.locator(".status")).to_have_text("Approved")
+    await waiting.get_by_text("Approve", exact=True).click()  # approving asks first
+    await waiting.get_by_role("button", name="Yes, approve $300.00").click()
+    await expect(waiting).to_have_count(0)  # decided: it left "waiting"
     await expect(result.locator(".status")).to_have_text("Approved")  # live, on the form's page
 
     await send("calling_card", "20.00")
     await expect(result.locator(".status")).to_have_text("Approved")
     await expect(result).to_contain_text("Fast path")
-    fast = approver.page.locator("#inbox-approved article")
+    fast = approver.page.locator("#inbox-approved article", has_text="$20.00")
     await expect(fast).to_have_count(1)
     await expect(fast).to_contain_text("$20.00")
     await expect(fast).not_to_contain_text(OWN)

@@ -349,8 +349,11 @@ async def test_a_coordinator_releases_every_hold_of_a_user_or_an_organisation_an
     assert page.status_code == 200 and "Compromised account" in page.text
     assert "Coordinator (coordinator)" in page.text and "police org" in page.text
     token = client.cookies["csrftoken"]
-    form = {"target": f"user:{network['worker'].id}", "reason": "", "_csrf_token": token}
-    assert (await client.post("/holds/incident", data=form)).status_code == 422
+    form = {"target": f"user:{network['worker'].id}", "reason": "Phished", "_csrf_token": token}
+    unticked = await client.post("/holds/incident", data=form)
+    assert unticked.status_code == 422 and "Tick the box to confirm" in unticked.text
+    assert 'value="Phished"' in unticked.text and f'value="user:{network["worker"].id}" selected' in unticked.text
+    form["reason"] = ""
     released = await client.post("/holds/incident", data={**form, "confirm": "yes"}, follow_redirects=False)
     assert released.status_code == 303
     async with sessionmaker() as session:

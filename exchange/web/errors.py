@@ -15,7 +15,9 @@ from litestar.exceptions import (
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from exchange.web.i18n import LOCALE_COOKIE, N_, get_locale, negotiate, set_locale
 from exchange.web.i18n import gettext as _
+from exchange.web.nav import page_context
 
 log = structlog.get_logger()
 
@@ -40,18 +42,123 @@ def wants_json(request: Request) -> bool:
     )
 
 
+# What a page says for an error, in the person's language. The domain's own sentences are English (they are the
+# API's `detail`); a page shows its translation when the catalogue has one, else the sentence for its code here,
+# else the one for its status.
+STATUS_TITLES = {
+    400: N_("Something sent is not valid"),
+    401: N_("Log in first"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Not possible here"),
+    409: N_("This changed meanwhile"),
+    413: N_("Too much was sent"),
+    422: N_("This cannot be done as sent"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong on our side"),
+}
+STATUS_TEXTS = {
+    400: N_("Some of what was sent is not valid. Check the form and try again."),
+    401: N_("Log in first."),
+    403: N_("You may not do this."),
+    404: N_("This page or item does not exist, or you may not see it."),
+    405: N_("This address does not take this kind of request."),
+    409: N_("This changed meanwhile: someone else acted first. The page shows it as it is now; try again if needed."),
+    413: N_("Too much was sent at once."),
+    422: N_("This cannot be done as sent. Check what was typed and try again."),
+    429: N_("Too many attempts. Wait a few minutes and try again."),
+    500: N_("Something went wrong on our side. Try again in a moment."),
+}
+CODE_TEXTS = {
+    "invalid_state": N_("This hold changed meanwhile (answered, released or expired). The page shows it as it is now."),
+    "reason_required": N_("A decline needs a reason; the requester sees it."),
+    "invalid_reason": N_("The reason is too long: at most 500 characters."),
+    "invalid_beds_used": N_("Beds used: at least 1 and at most the beds held. Release the hold if nobody came."),
+    "invalid_beds": N_("Write a number of beds of at least 1."),
+    "insufficient_capacity": N_("Not enough free beds for this."),
+    "confirmation_required": N_("Tick the box to confirm this step; it acts on several holds at once."),
+    "invalid_partner": N_("Choose a partner organisation."),
+    "invalid_scope": N_("Choose who the agreement is for."),
+    "invalid_target": N_("Choose a user or an organisation."),
+    "invalid_window": N_("The window must end after it starts, and dates must look like 2026-05-01 21:30."),
+    "invalid_expiry": N_("The hold must end in the future, within the longest time allowed."),
+    "idempotency_key_reused": N_("This form was already sent with other values. Reload the page and send it again."),
+    "invalid_idempotency_key": N_("This form is damaged. Reload the page and send it again."),
+    "invalid_amount": N_("Write the amount in dollars, like 25 or 25.50."),
+    "insufficient_funds": N_("The fund does not hold enough money for this."),
+    "csrf_failed": N_("This page is too old to send. Reload it and try again."),
+    "invalid_body": N_("Some of what was sent is not valid. Check the form and try again."),
+    "unauthorized": N_("Log in first."),
+    "forbidden": N_("You may not do this."),
+    "not_found": N_("This page or item does not exist, or you may not see it."),
+    "rate_limited": N_("Too many attempts. Wait a few minutes and try again."),
+    "internal_error": N_("Something went wrong on our side. Try again in a moment."),
+}
+# Sentences written for developers (field paths, decoder messages): a page never shows them, in any language.
+_DEVELOPER_CODES = frozenset({"invalid_body", "unknown_fields", "internal_error", "csrf_failed"})
+
+
+def page_error_text(status: int, code: str, detail: str) -> str:
+    """The sentence a page shows for an error, in the page's language."""
+    if code in _DEVELOPER_CODES:
+        return _(CODE_TEXTS.get(code) or STATUS_TEXTS.get(status, STATUS_TEXTS[422]))
+    translated = _(detail) if detail else ""
+    if detail and (translated != detail or get_locale() == "en"):
+        return translated
+    if code in CODE_TEXTS:
+        return _(CODE_TEXTS[code])
+    return _(STATUS_TEXTS.get(status) or (STATUS_TEXTS[500] if status >= 500 else STATUS_TEXTS[422]))
+
+
+def error_text(exc: Exception) -> str:
+    """A domain error's sentence for a page (the form shows it beside what was typed)."""
+    status = KIND_STATUS.get(getattr(exc, "kind", "invalid"), 422)
+    return page_error_text(status, getattr(exc, "code", ""), getattr(exc, "detail", str(exc)))
+
+
 def error_response(request: Request, status: int, code: str, detail: str, **extra: Any) -> Response:
     if wants_json(request):
         return Response({"error": code, "detail": detail, **extra}, status_code=status, media_type=MediaType.JSON)
+    if request.scope.get("user") is None:
+        # An address the router does not know is answered before the request's language is chosen.
+        set_locale(negotiate(request.cookies.get(LOCALE_COOKIE), request.headers.get("accept-language")))
+        if status == 404 and code == "not_found":
+            detail = _(STATUS_TEXTS[404])
+    context = {
+        "status": status,
+        "code": code,
+        "title": _(STATUS_TITLES.get(status) or STATUS_TITLES[500 if status >= 500 else 422]),
+        "detail": page_error_text(status, code, detail),
+        # Where "Back" goes: the page the form was on, when it is ours.
+        "back": _local_referer(request),
+    }
+    context["locale_next"] = context["back"] or "/"
+    context = page_context(request, **context)
     if request.headers.get("hx-request"):
-        # htmx swaps this into the page's message area instead of the target.
+        # htmx swaps this into the page's message area instead of the target (static/app.js adds a Retry).
         return Template(
             template_name="fragments/error.html",
-            context={"status": status, "detail": detail},
+            context=context,
             status_code=status,
             headers={"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"},
         )
-    return Template(template_name="error.html", context={"status": status, "detail": detail}, status_code=status)
+    return Template(template_name="error.html", context=context, status_code=status)
+
+
+def _local_referer(request: Request) -> str | None:
+    """The referring page's path and query when it is on this site, else None."""
+    from urllib.parse import urlsplit
+
+    referer = request.headers.get("referer", "")
+    if not referer:
+        return None
+    parts = urlsplit(referer)
+    if parts.netloc and parts.netloc != request.headers.get("host", ""):
+        return None
+    path = parts.path or "/"
+    if not path.startswith("/") or path.startswith("//") or path == request.url.path:
+        return None
+    return path + (f"?{parts.query}" if parts.query else "")
 
 
 def domain_error(request: Request, exc: Exception) -> Response:
@@ -86,7 +193,9 @@ def http_error(request: Request, exc: HTTPException) -> Response:
     if status >= 500:
         log.error("http_error", status=status, path=request.scope["path"])
         return error_response(request, status, "internal_error", "Something went wrong on our side.")
-    return error_response(request, status, code, exc.detail)
+    # Litestar's own sentences ("Not Found") are English: a page says the status's sentence instead.
+    detail = exc.detail if wants_json(request) else ""
+    return error_response(request, status, code, detail or _(STATUS_TEXTS.get(status, STATUS_TEXTS[422])))
 
 
 def internal_error(request: Request, exc: Exception) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from typing import Any
 
 import msgspec
@@ -53,3 +54,72 @@ def request_hash(body: msgspec.Struct | dict[str, Any] | None, **extra: Any) -> 
 def safe_next(target: str) -> str:
     """Only local paths, so no form can bounce someone to another site."""
     return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+# --- Forms that act once and say what happened (issue 11) ---------------------------------------------------
+# A form that creates or moves beds or money carries a random key made when the page is rendered
+# (templates/macros.html `idempotency_field()`); a double click or a resent form posts the same key twice.
+IDEMPOTENCY_FIELD = "idempotency_key"
+_FORM_KEY_STORE = "sessions"  # every deployment has it (memory or Redis); keys are namespaced below
+_FORM_KEY_TTL_S = 24 * 3600
+_FLASH = "flash"
+
+
+def new_idempotency_key() -> str:
+    """A fresh key for one rendering of one form."""
+    return secrets.token_urlsafe(18)
+
+
+async def form_idempotency_key(request: Request) -> str | None:
+    """The form's `idempotency_key` field, or None when the form has none (an old page, a hand-made post)."""
+    form = await request.form()
+    raw = form.get(IDEMPOTENCY_FIELD)
+    key = raw.strip() if isinstance(raw, str) else ""
+    if not key:
+        return None
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise Invalid("invalid_idempotency_key", f"An Idempotency-Key is 1 to {IDEMPOTENCY_KEY_MAX} characters.")
+    return key
+
+
+def _form_key_name(request: Request, key: str) -> str:
+    user = request.scope.get("user")
+    return f"form-once:{getattr(user, 'id', '')}:{request.url.path}:{key}"
+
+
+async def first_use_of_form(request: Request) -> bool:
+    """False when this rendered form was already sent (same user, same address, same key): act once.
+
+    A form without a key always acts; the domain still refuses a step that no longer applies.
+    """
+    key = await form_idempotency_key(request)
+    if key is None:
+        return True
+    store = request.app.stores.get(_FORM_KEY_STORE)
+    name = _form_key_name(request, key)
+    if await store.exists(name):
+        return False
+    await store.set(name, b"1", expires_in=_FORM_KEY_TTL_S)
+    return True
+
+
+async def forget_form_use(request: Request) -> None:
+    """The step failed: the same form may be sent again (the Retry of its message)."""
+    key = await form_idempotency_key(request)
+    if key is not None:
+        await request.app.stores.get(_FORM_KEY_STORE).delete(_form_key_name(request, key))
+
+
+def flash(request: Request, text: str) -> None:
+    """A message shown once, on the next page this person opens (after a form's 303)."""
+    session = request.scope.get("session")
+    if isinstance(session, dict):
+        session.setdefault(_FLASH, []).append(text)
+
+
+def take_flashes(request: Request | None) -> list[str]:
+    """The messages waiting for this person (base.html shows them in #messages), removed as they are shown."""
+    session = request.scope.get("session") if request is not None else None
+    if not isinstance(session, dict):
+        return []
+    return list(session.pop(_FLASH, None) or [])

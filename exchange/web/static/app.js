@@ -1,9 +1,353 @@
-// The "Live" badge is put in place by the server once a page's socket is subscribed; when the socket
-// drops (a restart, a lost network) the badge goes away until htmx reconnects and the server says so again.
-document.addEventListener("htmx:wsClose", function () {
-  var badge = document.getElementById("live-status");
-  if (badge) {
-    badge.className = "live";
-    badge.textContent = "";
+// What every page does in the browser: say when something failed (with a way to try again), show when live
+// updates are interrupted and bring the page up to date when they return, send a form once, and ask before a
+// step that cannot be undone. Everything works without this file; it only makes failures visible and taps safe.
+// The words come from the page (base.html #ui-texts), translated by the server: this file has no gettext.
+(function () {
+  "use strict";
+
+  function text(name) {
+    var holder = document.getElementById("ui-texts");
+    return (holder && holder.dataset[name]) || "";
   }
-});
+
+  // --- Messages: every failure is said, in #messages, with "Try again" -----------------------------------
+
+  function showMessage(message, retry, kind) {
+    var area = document.getElementById("messages");
+    if (!area) return null;
+    var box = document.createElement("div");
+    box.className = "flash " + (kind || "error");
+    box.setAttribute("role", kind === "ok" ? "status" : "alert");
+    var p = document.createElement("p");
+    p.textContent = message;
+    box.appendChild(p);
+    if (retry) {
+      var again = document.createElement("button");
+      again.type = "button";
+      again.className = "retry";
+      again.textContent = text("retry");
+      again.addEventListener("click", function () {
+        box.remove();
+        retry();
+      });
+      box.appendChild(again);
+    }
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "link dismiss";
+    dismiss.textContent = text("dismiss");
+    dismiss.addEventListener("click", function () {
+      box.remove();
+    });
+    box.appendChild(dismiss);
+    area.replaceChildren(box);
+    return box;
+  }
+
+  // The request that failed, sent again from the same element (a form sends what is in it now).
+  function retryOf(detail) {
+    var elt = detail.elt;
+    var config = detail.requestConfig || {};
+    return function () {
+      if (elt && elt.isConnected && window.htmx && config.verb && config.path) {
+        window.htmx.ajax(config.verb.toUpperCase(), config.path, { source: elt });
+      } else {
+        window.location.reload();
+      }
+    };
+  }
+
+  // The server's own sentence (exchange/web/errors.py renders templates/fragments/error.html for htmx).
+  function serverSentence(xhr) {
+    if (!xhr || !xhr.getResponseHeader("HX-Retarget")) return "";
+    var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var node = doc.querySelector(".flash p, .error, p");
+    return node ? node.textContent.trim() : "";
+  }
+
+  function failureText(xhr) {
+    var status = xhr ? xhr.status : 0;
+    var said = serverSentence(xhr);
+    if (said) return said;
+    if (status >= 500) return text("server");
+    return text("refused");
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var xhr = evt.detail.xhr;
+    if (!xhr || xhr.status < 400) return;
+    // A correction form (a refused personal detail) is swapped in as the server sends it; any other refusal
+    // becomes a message with "Try again" (htmx:responseError below), and the page's content stays as it was.
+    var body = xhr.responseText || "";
+    if (xhr.getResponseHeader("HX-Retarget") && body.indexOf("<form") !== -1) {
+      evt.detail.shouldSwap = true;
+      evt.detail.isError = false;
+      return;
+    }
+    evt.detail.shouldSwap = false;
+  });
+
+  document.addEventListener("htmx:responseError", function (evt) {
+    showMessage(failureText(evt.detail.xhr), retryOf(evt.detail));
+  });
+
+  document.addEventListener("htmx:sendError", function (evt) {
+    setBadge("offline");
+    showMessage(text("network"), retryOf(evt.detail));
+  });
+
+  document.addEventListener("htmx:timeout", function (evt) {
+    showMessage(text("timeout"), retryOf(evt.detail));
+  });
+
+  // A request that worked clears the message its own earlier failure left.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (evt.detail.successful) {
+      var area = document.getElementById("messages");
+      if (area && area.dataset.failedFrom && evt.detail.elt && evt.detail.elt.id === area.dataset.failedFrom) {
+        area.replaceChildren();
+      }
+    }
+  });
+
+  // --- The Live badge: Offline while the socket is closed, Live again once the server says so -----------
+
+  var socketOpen = false;
+  var socketWasClosed = false;
+
+  function setBadge(state) {
+    var badge = document.getElementById("live-status");
+    if (!badge) return;
+    if (state === "offline") {
+      badge.className = "live off";
+      badge.textContent = text("offline");
+      badge.title = text("offlineTitle");
+    } else if (state === "live") {
+      badge.className = "live on";
+      badge.textContent = text("live");
+      badge.title = text("liveTitle");
+    } else {
+      badge.className = "live";
+      badge.textContent = "";
+    }
+  }
+
+  // What a page marks `data-refresh-on-reconnect` (an element with an id) is fetched again from the page's
+  // address, so anything missed while the socket was closed is shown as it is now. The element holding the
+  // socket (`ws-connect`) must not be inside one: replacing it would close and reopen the socket.
+  function refreshLiveParts() {
+    if (!window.htmx) return;
+    var parts = document.querySelectorAll("[data-refresh-on-reconnect][id]");
+    parts.forEach(function (part) {
+      window.htmx.ajax("GET", window.location.pathname + window.location.search, {
+        source: part,
+        target: "#" + part.id,
+        select: "#" + part.id,
+        swap: "outerHTML",
+      });
+    });
+  }
+
+  document.addEventListener("htmx:wsClose", function () {
+    socketOpen = false;
+    socketWasClosed = true;
+    setBadge("offline");
+  });
+
+  document.addEventListener("htmx:wsOpen", function () {
+    socketOpen = true;
+    if (socketWasClosed) {
+      socketWasClosed = false;
+      refreshLiveParts();
+    }
+  });
+
+  window.addEventListener("offline", function () {
+    setBadge("offline");
+  });
+
+  window.addEventListener("online", function () {
+    // The socket may have survived a short loss: the badge is Live again and the page catches up. A closed
+    // socket reconnects on its own (htmx's ws extension) and the server then sends the Live badge.
+    if (socketOpen) {
+      setBadge("live");
+      refreshLiveParts();
+    } else if (!document.querySelector("[ws-connect]")) {
+      setBadge("none");
+    }
+  });
+
+  // --- Send once: a form's buttons are disabled while it is being sent --------------------------------------
+
+  function submitButtons(form) {
+    var inside = Array.prototype.slice.call(
+      form.querySelectorAll("button[type=submit], button:not([type]), input[type=submit]")
+    );
+    var outside = form.id ? Array.prototype.slice.call(document.querySelectorAll('[form="' + form.id + '"]')) : [];
+    return inside.concat(outside);
+  }
+
+  function setSending(form, sending) {
+    if (sending) {
+      form.dataset.sending = "1";
+      form.setAttribute("aria-busy", "true");
+    } else {
+      delete form.dataset.sending;
+      form.removeAttribute("aria-busy");
+    }
+    submitButtons(form).forEach(function (button) {
+      if (sending) {
+        if (!button.disabled) {
+          button.disabled = true;
+          button.dataset.disabledWhileSending = "1";
+        }
+      } else if (button.dataset.disabledWhileSending) {
+        button.disabled = false;
+        delete button.dataset.disabledWhileSending;
+      }
+    });
+  }
+
+  // htmx forms: disabled from the request's start to its end, whatever the answer.
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var form = evt.detail.elt && evt.detail.elt.closest ? evt.detail.elt.closest("form") : null;
+    if (form) setSending(form, true);
+  });
+
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var form = evt.detail.elt && evt.detail.elt.closest ? evt.detail.elt.closest("form") : null;
+    if (form) setSending(form, false);
+    if (!evt.detail.successful) {
+      var area = document.getElementById("messages");
+      if (area && evt.detail.elt && evt.detail.elt.id) area.dataset.failedFrom = evt.detail.elt.id;
+    }
+  });
+
+  // Plain forms (POST, then a new page): a second submit while the first is on its way is dropped, and the
+  // buttons are disabled once the browser has taken the first one's values (the clicked button's included).
+  document.addEventListener(
+    "submit",
+    function (evt) {
+      var form = evt.target;
+      if (!(form instanceof HTMLFormElement) || (form.method || "").toLowerCase() !== "post") return;
+      if (form.dataset.sending) {
+        evt.preventDefault();
+        return;
+      }
+      if (form.hasAttribute("hx-post") || form.hasAttribute("data-hx-post")) return; // htmx sends it
+      if (navigator.onLine === false) {
+        evt.preventDefault();
+        setBadge("offline");
+        var submitter = evt.submitter;
+        showMessage(text("network"), function () {
+          form.requestSubmit(submitter && submitter.form === form ? submitter : undefined);
+        });
+        return;
+      }
+      form.dataset.sending = "1";
+      window.setTimeout(function () {
+        if (!evt.defaultPrevented) setSending(form, true);
+        else delete form.dataset.sending;
+      }, 0);
+    },
+    false
+  );
+
+  // Back to a page kept by the browser (the back button): its forms can be sent again.
+  window.addEventListener("pageshow", function (evt) {
+    if (!evt.persisted) return;
+    document.querySelectorAll("form[data-sending]").forEach(function (form) {
+      setSending(form, false);
+    });
+  });
+
+  // --- A box that scrolls sideways (a wide table on a phone) can be reached and scrolled from the keyboard ------
+
+  var SCROLLERS = "table, pre, .table-wrap, .history, .grants, .rules-diff, .scroll-x";
+
+  function focusableScrollers(root) {
+    (root || document).querySelectorAll(SCROLLERS).forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      var style = scrolls ? window.getComputedStyle(box).overflowX : "";
+      if (scrolls && (style === "auto" || style === "scroll")) {
+        if (!box.hasAttribute("tabindex")) {
+          box.setAttribute("tabindex", "0");
+          box.dataset.scrollFocus = "1";
+        }
+      } else if (box.dataset.scrollFocus) {
+        box.removeAttribute("tabindex");
+        delete box.dataset.scrollFocus;
+      }
+    });
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () {
+      focusableScrollers();
+    });
+  } else {
+    focusableScrollers();
+  }
+  window.addEventListener("resize", function () {
+    focusableScrollers();
+  });
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var target = evt.detail && evt.detail.target;
+    focusableScrollers(target && target.parentElement ? target.parentElement : document);
+  });
+
+  // --- Ask first: templates/macros.html `confirm_submit` -----------------------------------------------------
+
+  function confirmParts(button) {
+    var step = button.closest(".confirm-step");
+    if (!step) return null;
+    return {
+      step: step,
+      ask: step.querySelector("[data-confirm-ask]"),
+      question: step.querySelector(".confirm-question"),
+      yes: step.querySelector("[data-confirm-yes]"),
+    };
+  }
+
+  document.addEventListener("click", function (evt) {
+    var target = evt.target instanceof Element ? evt.target : null;
+    if (!target) return;
+    var ask = target.closest("[data-confirm-ask]");
+    if (ask) {
+      var parts = confirmParts(ask);
+      if (!parts || !parts.question) return;
+      // The form's own checks first (a required reason): the question comes once the form could be sent.
+      var form = ask.form;
+      if (form && !form.reportValidity()) {
+        evt.preventDefault();
+        return;
+      }
+      evt.preventDefault();
+      ask.hidden = true;
+      ask.setAttribute("aria-expanded", "true");
+      parts.question.hidden = false;
+      if (parts.yes) parts.yes.focus();
+      return;
+    }
+    var cancel = target.closest("[data-confirm-cancel]");
+    if (cancel) {
+      var back = confirmParts(cancel);
+      if (!back) return;
+      evt.preventDefault();
+      back.question.hidden = true;
+      back.ask.hidden = false;
+      back.ask.setAttribute("aria-expanded", "false");
+      back.ask.focus();
+    }
+  });
+
+  // Escape answers "Cancel" to an open question.
+  document.addEventListener("keydown", function (evt) {
+    if (evt.key !== "Escape") return;
+    var open = document.activeElement && document.activeElement.closest(".confirm-question:not([hidden])");
+    if (open) {
+      var cancel = open.querySelector("[data-confirm-cancel]");
+      if (cancel) cancel.click();
+    }
+  });
+})();

@@ -73,7 +73,8 @@ class Visitor:
     oob_misses: list[str] = field(default_factory=list)
 
     async def shot(self, step: str) -> None:
-        await self.page.screenshot(path=str(ARTIFACTS / f"{step}.png"), full_page=True)
+        # caret="initial": hiding the caret injects a style element, which the CSP refuses (a console error).
+        await self.page.screenshot(path=str(ARTIFACTS / f"{step}.png"), full_page=True, caret="initial")
 
     async def live(self) -> None:
         """Wait until the page's board socket is subscribed: the server then shows the "Live" badge.

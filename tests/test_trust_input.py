@@ -4,9 +4,8 @@ rate-limited, and the CSP lets the page connect only to its own origin."""
 
 from __future__ import annotations
 
-import re
-
 import html
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, message_from_string

@@ -179,7 +179,7 @@ class BoardPages(Controller):
             return HTMXBlockTemplate(template_name="board.html", block_name="board_list", context=context)
         return Template("board.html", context=context)
 
-    @get("/board/city", dependencies=WHERE)
+    @get("/board/city", dependencies=WHERE, media_type=MediaType.HTML)
     async def city(
         self,
         request: Request[User, str, object],
@@ -230,7 +230,7 @@ class BoardPages(Controller):
             free_total=sum(li.free for li in board.listings),
         )
 
-    @post("/pools/{pool_id:str}/adjust", status_code=200)
+    @post("/pools/{pool_id:str}/adjust", status_code=200, media_type=MediaType.HTML)
     async def adjust(
         self, request: Request, service: BoardService, pool_id: str, data: Annotated[AdjustForm, FORM]
     ) -> Template | Redirect:

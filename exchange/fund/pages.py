@@ -13,7 +13,7 @@ from uuid import uuid4
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 
@@ -161,7 +161,7 @@ class LedgerPages(Controller):
             ),
         )
 
-    @post("/cases", guards=[requires_roles(Role.CASE_WORKER)])
+    @post("/cases", guards=[requires_roles(Role.CASE_WORKER)], media_type=MediaType.HTML)
     async def new_case(
         self, request: Request[User, str, object], service: FundService, data: Annotated[RequestForm, FORM]
     ) -> Template | Redirect:
@@ -180,7 +180,7 @@ class LedgerPages(Controller):
         form = await self._request_form(service, values={**values, "case_code": case.code}, opened=case.code)
         return Template("ledger/fragments/request_form.html", context=form)
 
-    @post("/cases/{code:str}/close", guards=[requires_roles(Role.CASE_WORKER)])
+    @post("/cases/{code:str}/close", guards=[requires_roles(Role.CASE_WORKER)], media_type=MediaType.HTML)
     async def close_case(
         self, request: Request[User, str, object], service: FundService, code: str, data: Annotated[RequestForm, FORM]
     ) -> Template | Redirect:
@@ -208,7 +208,7 @@ class LedgerPages(Controller):
                 decision = None
         return Template("ledger/fragments/request_path.html", context={"decision": decision})
 
-    @post("/request", guards=[requires_roles(Role.CASE_WORKER)])
+    @post("/request", guards=[requires_roles(Role.CASE_WORKER)], media_type=MediaType.HTML)
     async def submit_request(
         self, request: Request[User, str, object], service: FundService, data: Annotated[RequestForm, FORM]
     ) -> Template | Redirect:
@@ -305,7 +305,11 @@ class LedgerPages(Controller):
         context = {"event": summary, "me": request.user.id, "now": utcnow(), "message": message}
         return Template("ledger/fragments/inbox_moved.html", context={**context, "into": moved_into(d.status)})
 
-    @post("/requests/{disbursement_id:str}/approve", guards=[requires_roles(Role.FUND_APPROVER)])
+    @post(
+        "/requests/{disbursement_id:str}/approve",
+        guards=[requires_roles(Role.FUND_APPROVER)],
+        media_type=MediaType.HTML,
+    )
     async def approve(
         self, request: Request[User, str, object], service: FundService, disbursement_id: str
     ) -> Template | Redirect:
@@ -313,7 +317,9 @@ class LedgerPages(Controller):
             request, service, disbursement_id, lambda: service.approve(disbursement_id, in_place=bool(request.htmx))
         )
 
-    @post("/requests/{disbursement_id:str}/reject", guards=[requires_roles(Role.FUND_APPROVER)])
+    @post(
+        "/requests/{disbursement_id:str}/reject", guards=[requires_roles(Role.FUND_APPROVER)], media_type=MediaType.HTML
+    )
     async def reject(
         self,
         request: Request[User, str, object],
@@ -442,7 +448,7 @@ class LedgerPages(Controller):
         context = await self._rules_context(request, service, fund_id, saved=saved, approved=approved)
         return Template("ledger/rules.html", context=page_context(request, **context))
 
-    @post("/rules/form", guards=[requires_roles(Role.NETWORK_ADMIN)])
+    @post("/rules/form", guards=[requires_roles(Role.NETWORK_ADMIN)], media_type=MediaType.HTML)
     async def rules_form_post(self, request: Request[User, str, object], service: FundService) -> Template | Redirect:
         """The form's two buttons: "check" shows the difference and the preview; "save" stores a new version.
         Any error comes back beside its field with what was typed."""
@@ -489,7 +495,7 @@ class LedgerPages(Controller):
             return Template("ledger/fragments/rules_preview.html", context={"error": _rules_error(exc), "rows": []})
         return Template("ledger/fragments/rules_preview.html", context={"error": None, "rows": rows})
 
-    @post("/rules", guards=[requires_roles(Role.NETWORK_ADMIN)])
+    @post("/rules", guards=[requires_roles(Role.NETWORK_ADMIN)], media_type=MediaType.HTML)
     async def rules_save(
         self, request: Request[User, str, object], service: FundService, data: Annotated[RulesForm, FORM]
     ) -> Template | Redirect:

@@ -22,11 +22,8 @@ from beds.planner import Candidate, Need, PlanOptions, propose
 from exchange.demo.network import DEMO_PASSWORD, seed
 from tests.conftest import PASSWORD, LiveServer, Network, log_in_page, login_page_session, page_socket, until_live
 from tests.test_browser import (  # noqa: F401 (the fixtures)
-    EXPECT_TIMEOUT_MS,
-    WS_PROBE,
     Cast,
     Visitor,
-    _on_console,
     fixture_browser,
     fixture_cast,
     pool_row,
@@ -317,21 +314,9 @@ async def test_a_tap_on_counts_someone_else_changed_comes_back_in_the_row(
 
 
 async def on_the_board(cast: Cast, username: str, password: str = PASSWORD, **context_options: Any) -> Visitor:
-    """Log in through the form, then open the board (wherever the login lands: a role's home page)."""
-    context = await cast.browser.new_context(locale="en-CA", **context_options)
-    context.set_default_timeout(EXPECT_TIMEOUT_MS)
-    await context.add_init_script(WS_PROBE)
-    page = await context.new_page()
-    visitor = Visitor(username, context, page)
-    cast.visitors.append(visitor)
-    page.on("console", lambda message: _on_console(visitor, message))
-    page.on("pageerror", lambda error: visitor.errors.append(f"pageerror: {error}"))
-    await page.goto(cast.server.url + "/login")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page).not_to_have_url(re.compile(r"/login"))
-    await page.goto(cast.server.url + "/")
+    """Log in (the login lands on a role's home page), then open the board."""
+    visitor = await cast.login(username, password, **context_options)
+    await visitor.page.goto(cast.server.url + "/")
     return visitor
 
 

@@ -14,13 +14,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.holds_models import Agreement, Hold
 from beds.timeutil import utcnow
-from tests.conftest import PASSWORD, LiveServer, Network
+from tests.conftest import LiveServer, Network
 from tests.test_browser import (  # noqa: F401  (fixtures of the module)
-    EXPECT_TIMEOUT_MS,
-    WS_PROBE,
     Cast,
-    Visitor,
-    _on_console,
     fixture_browser,
     fixture_cast,
     pool_row,
@@ -32,34 +28,14 @@ def arrival(row: Locator) -> Locator:
     return row.locator("form.arrival button[type=submit]")
 
 
-LOGIN_TIMEOUT_MS = 30_000
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-
-
-async def log_in(cast: Cast, username: str, **context_options: object) -> Visitor:
-    """As Cast.login, landing wherever the person's start page is."""
-    context = await cast.browser.new_context(locale="en-CA", **context_options)  # type: ignore[arg-type]
-    context.set_default_timeout(EXPECT_TIMEOUT_MS)
-    await context.add_init_script(WS_PROBE)
-    page = await context.new_page()
-    visitor = Visitor(username, context, page)
-    cast.visitors.append(visitor)
-    page.on("console", lambda message: _on_console(visitor, message))
-    page.on("pageerror", lambda error: visitor.errors.append(f"pageerror: {error}"))
-    await page.goto(cast.server.url + "/login")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    # Logging in checks a password hash (argon2): slow on a busy machine, so a longer wait than other steps.
-    await page.get_by_role("button", name="Log in").click(timeout=LOGIN_TIMEOUT_MS)
-    await page.wait_for_url(lambda url: "/login" not in url, timeout=LOGIN_TIMEOUT_MS)
-    return visitor
 
 
 async def test_an_offline_tap_says_so_shows_offline_and_can_be_tried_again(
     cast: Cast, live_server: LiveServer, network: Network
 ) -> None:
     pool_id = network.pools["a"].id  # 10 beds, 4 occupied: 6 free
-    shelter = await log_in(cast, "shelter_a", **PHONE)
+    shelter = await cast.login("shelter_a", **PHONE)
     page = shelter.page
     await page.goto(live_server.url + "/")
     await shelter.live()
@@ -89,7 +65,7 @@ async def test_a_refused_htmx_request_shows_the_servers_sentence_with_try_again(
 ) -> None:
     """Any htmx request the server refuses (here a 404) says so in #messages, translated, and leaves the page's
     content in place instead of swapping an error into it."""
-    worker = await log_in(cast, "worker")
+    worker = await cast.login("worker")
     page = worker.page
     await page.goto(live_server.url + "/account")
     heading = page.get_by_role("heading", level=1)
@@ -112,7 +88,7 @@ async def test_a_refused_htmx_request_shows_the_servers_sentence_with_try_again(
 async def test_a_double_click_makes_one_agreement(
     cast: Cast, live_server: LiveServer, network: Network, sessionmaker: async_sessionmaker
 ) -> None:
-    shelter = await log_in(cast, "shelter_a", **PHONE)
+    shelter = await cast.login("shelter_a", **PHONE)
     page = shelter.page
     await page.goto(live_server.url + "/agreements")
     await page.get_by_label("Beds kept").fill("2")
@@ -157,7 +133,7 @@ async def test_release_asks_first_and_cancel_keeps_the_hold(
     cast: Cast, live_server: LiveServer, network: Network, client: AsyncTestClient, sessionmaker: async_sessionmaker
 ) -> None:
     operation_id, hold_id = await _operation_with_a_hold(client, network)
-    police = await log_in(cast, "police", **PHONE)
+    police = await cast.login("police", **PHONE)
     page = police.page
     await page.goto(f"{live_server.url}/operations/{operation_id}")
     holds = page.locator("#operation-holds")
@@ -191,7 +167,7 @@ async def test_a_refused_hold_step_comes_back_on_the_page_with_a_message(
     """The request was answered meanwhile (unseen by this page): "Confirm" comes back on the requests page with
     the reason, never on a bare error page, in the page's language."""
     _operation_id, hold_id = await _operation_with_a_hold(client, network)
-    shelter = await log_in(cast, "shelter_a")
+    shelter = await cast.login("shelter_a")
     page = shelter.page
     await page.goto(live_server.url + "/requests")
     request = page.locator(f"#hold-{hold_id}")

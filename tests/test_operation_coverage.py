@@ -21,13 +21,9 @@ from beds.holds_models import Allocation, Hold, Operation, OperationNeed
 from beds.models import BedPool, Facility, FacilityKind, Profile
 from beds.planner import Candidate, Need, PlanOptions, propose, trim
 from exchange.app import create_app
-from tests.conftest import PASSWORD, LiveServer, Network, login_page_session
+from tests.conftest import LiveServer, Network, login_page_session
 from tests.test_browser import (  # noqa: F401  (fixtures, by import)
-    EXPECT_TIMEOUT_MS,
-    WS_PROBE,
     Cast,
-    Visitor,
-    _on_console,
     fixture_browser,
     fixture_cast,
 )
@@ -494,24 +490,6 @@ async def test_a_double_submit_of_the_form_records_one_operation(client, network
 # --- live -----------------------------------------------------------------------------------------------------
 
 
-async def log_in(cast: Cast, username: str) -> Visitor:
-    """As `Cast.login`, without assuming which page a role lands on after logging in."""
-    context = await cast.browser.new_context(locale="en-CA")
-    context.set_default_timeout(EXPECT_TIMEOUT_MS)
-    await context.add_init_script(WS_PROBE)
-    page = await context.new_page()
-    visitor = Visitor(username, context, page)
-    cast.visitors.append(visitor)
-    page.on("console", lambda message: _on_console(visitor, message))
-    page.on("pageerror", lambda error: visitor.errors.append(f"pageerror: {error}"))
-    await page.goto(cast.server.url + "/login")
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.locator(".who")).to_contain_text(username.replace("_", " ").title())
-    return visitor
-
-
 async def test_coverage_updates_live_when_a_shelter_confirms(
     cast: Cast, live_server: LiveServer, network: Network
 ) -> None:
@@ -520,7 +498,7 @@ async def test_coverage_updates_live_when_a_shelter_confirms(
         placed = await api.post(f"/api/v1/operations/{op['id']}/allocate", headers=network["police"].headers)
         assert placed.status_code == 201, placed.text
         hold_id = placed.json()["holds"][0]["id"]
-        police = await log_in(cast, "police")
+        police = await cast.login("police")
         await police.page.goto(f"{live_server.url}/operations/{op['id']}")
         row = police.page.locator("#coverage-women td")
         await expect(row.nth(1)).to_have_text("2")  # requested

@@ -27,6 +27,7 @@ from tests.test_browser import (  # noqa: F401  (fixtures, by import)
     fixture_browser,
     fixture_cast,
 )
+from tests.test_holds import make_operation
 from tests.test_holds_concurrency import check_invariant
 
 
@@ -39,18 +40,8 @@ def local_input(moment: datetime) -> str:
 
 
 async def create(client: Any, network: Any, who: str = "police", **fields: Any) -> dict:
-    body = {
-        "code_name": "NIGHTJAR",
-        "province": "QC",
-        "city": "Montréal",
-        "window_start": later(hours=1),
-        "window_end": later(hours=6),
-        "needs": [{"profile": "women", "count": 3}],
-        **fields,
-    }
-    response = await client.post("/api/v1/operations", json=body, headers=network[who].headers)
-    assert response.status_code == 201, response.text
-    return response.json()
+    """tests/test_holds.py's operation, needing 3 women's beds unless told otherwise."""
+    return await make_operation(client, network, who, **{"needs": [{"profile": "women", "count": 3}], **fields})
 
 
 def group(op_json: dict, profile: str | None) -> dict:

@@ -289,6 +289,41 @@ async def test_a_fund_approver_of_another_organisation_approves_a_fund_role_and_
     assert last.action == "role_grant_refused" and last.actor_user_id == network["approver_community"].id
 
 
+async def test_an_account_the_admin_had_approved_is_not_a_second_person_for_that_admin(
+    client: AsyncTestClient, network: Network, sessionmaker: async_sessionmaker
+) -> None:
+    """Found by an insider run against the demo: one genuine approval of an account the admin controls (a fund
+    approver in another organisation) made that account the admin's second person for everything after, the
+    admin's own fund role and a new lead case worker included, and the fund was drained."""
+    puppet, puppet_headers = await admin_creates(
+        client, sessionmaker, "puppet", network.orgs["police"].id, ["fund_approver"]
+    )
+    genuine = await decide(client, (await grant_of(sessionmaker, puppet.id)).id, network["approver_community"].headers)
+    assert genuine.status_code == 200 and await roles_of(sessionmaker, puppet.id) == (["fund_approver"], False)
+    worker, _ = await admin_creates(
+        client, sessionmaker, "drainer", network.orgs["shelter_b"].id, ["case_worker"], lead_worker=True
+    )
+    await login_page_session(client, "admin")
+    admin_id = network["admin"].id
+    selfish = await client.post(
+        f"/admin/users/{admin_id}/roles",
+        data={"roles": ["network_admin", "fund_approver"]},
+        headers={"x-csrftoken": client.cookies["csrftoken"]},
+        follow_redirects=False,
+    )
+    assert "grant_requested" in selfish.headers["location"]
+    for user_id in (worker.id, admin_id):
+        refused = await decide(client, (await grant_of(sessionmaker, user_id)).id, puppet_headers)
+        assert refused.status_code == 403 and refused.json()["error"] == "not_independent", refused.text
+    assert await roles_of(sessionmaker, worker.id) == ([], False)
+    assert "fund_approver" not in (await roles_of(sessionmaker, admin_id))[0]
+    # The puppet's list does not offer what it may not decide; a genuine approver still decides.
+    listed = await client.get("/api/v1/admin/grants", headers=puppet_headers)
+    assert listed.status_code == 200 and listed.json() == [], listed.text
+    fair = await decide(client, (await grant_of(sessionmaker, worker.id)).id, network["approver_community"].headers)
+    assert fair.status_code == 200
+
+
 async def test_taking_roles_away_applies_at_once_and_a_new_lead_worker_waits(
     client: AsyncTestClient, network: Network, sessionmaker: async_sessionmaker, admin2: Person
 ) -> None:

@@ -77,12 +77,21 @@ def split(
     return RoleChange(now, lead_wanted and lead_current, pending, lead_wanted and not lead_current)
 
 
-def refusal(grant: RoleGrant, approver: User) -> tuple[str, str] | None:
-    """Why this person may not decide this grant (an error code and sentence), or None if they may."""
+def refusal(grant: RoleGrant, approver: User, sponsors: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+    """Why this person may not decide this grant (an error code and sentence), or None if they may.
+
+    `sponsors`: the admins who asked for the approver's own approved grants (`sponsors_of`). An account whose
+    roles an admin asked for is not a second person for that admin: otherwise one genuine approval of an
+    account the admin controls would let the admin approve everything it asks for afterwards."""
     if approver.id == grant.requested_by_user_id:
         return "own_grant_request", "A second person approves a role grant, not the admin who asked for it."
     if approver.id == grant.user_id:
         return "own_grant", "Nobody approves a role grant to their own account."
+    if grant.requested_by_user_id in sponsors:
+        return (
+            "not_independent",
+            "You hold roles this admin asked for, so you cannot approve this admin's requests: another person does.",
+        )
     if not approver.active:
         return "not_eligible", "A disabled account decides nothing."
     if approver.has(Role.NETWORK_ADMIN):
@@ -104,6 +113,17 @@ def refusal(grant: RoleGrant, approver: User) -> tuple[str, str] | None:
                 "who holds it.",
             )
     return None
+
+
+async def sponsors_of(session: AsyncSession, user_id: str) -> frozenset[str]:
+    """The admins who asked for a user's approved role grants."""
+    rows = await session.execute(
+        select(RoleGrant.requested_by_user_id).where(
+            RoleGrant.user_id == user_id,  # type: ignore[arg-type]
+            RoleGrant.state == GrantState.APPROVED.value,  # type: ignore[arg-type]
+        )
+    )
+    return frozenset(rows.scalars().all())
 
 
 async def request_grant(
@@ -172,7 +192,7 @@ async def decide(
     state = GrantState.APPROVED if approve else GrantState.REFUSED
     try:
         grant = await _grant(session, grant_id)
-        reason = refusal(grant, approver)
+        reason = refusal(grant, approver, await sponsors_of(session, approver.id))
         if reason is not None:
             raise Forbidden(*reason)
         if grant.state != GrantState.PENDING.value:

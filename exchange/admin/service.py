@@ -216,8 +216,9 @@ class AdminService:
         everyone = {u.id: u for u in await accounts.users(self.db)}
         names = {o.id: o.name for o in await accounts.organisations(self.db)}
         views = []
+        sponsors = await grants.sponsors_of(self.db, self.actor.id)
         for grant in await grants.pending_grants(self.db):
-            may = grants.refusal(grant, self.actor) is None
+            may = grants.refusal(grant, self.actor, sponsors) is None
             if not (may or self.actor.has(Role.NETWORK_ADMIN)):
                 continue
             user, asker = everyone.get(grant.user_id), everyone.get(grant.requested_by_user_id)

@@ -372,10 +372,12 @@ def test_list_transactions_with_filters_and_pagination(fake: FakeStripe, client:
     assert [t.id for t in auto] == ids[::-1]
 
     window = client.v1.issuing.transactions.list(
-        params={"card": card.id, "created": {"gte": start + 120, "lte": start + 240}}
+        # Bounds half-way between the captures (made at start + 60, 120, ... 300 plus the real seconds that
+        # pass meanwhile): a second ticking by on a busy machine does not move a capture out of the window.
+        params={"card": card.id, "created": {"gte": start + 90, "lte": start + 270}}
     )
     assert [t.amount for t in window.data] == [-4_00, -3_00, -2_00]
-    assert fake.requests[-1].params["created"] == {"gte": str(start + 120), "lte": str(start + 240)}
+    assert fake.requests[-1].params["created"] == {"gte": str(start + 90), "lte": str(start + 270)}
     assert len(client.v1.issuing.transactions.list(params={"limit": 100}).data) == 6
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.issuing.transactions.list(params={"limit": 101})

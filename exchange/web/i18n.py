@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -98,19 +98,6 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
 
 
 _ = gettext
-
-
-def format_datetime(value: datetime | None, fmt: str = "medium") -> str:
-    """A time where no zone applies (a log, an export): `2026-12-02 02:00 UTC`, the zone always said.
-
-    Pages show times in a local zone with `exchange/web/localtime.py` `format_datetime` (the Jinja global of
-    the same name); `fmt`, a babel format once, is kept so older calls still work.
-    """
-    if value is None:
-        return ""
-    utc = value.astimezone(UTC) if value.tzinfo is not None else value
-    clock = "%H h %M" if get_locale() == "fr" else "%H:%M"
-    return utc.strftime(f"%Y-%m-%d {clock} UTC")
 
 
 def format_ago(value: datetime | None, now: datetime) -> str:

@@ -313,10 +313,11 @@ async def test_a_new_request_tells_every_approver_page_to_read_its_count_again(
                 headers=network["worker"].headers,
             )
             assert created.status_code == 201, created.text
-            on_board = await _recv_containing(board_ws, 'id="nav-counts"')
-            assert 'hx-get="/home/counts"' in on_board and "home-refresh" not in on_board
-            on_home = await _recv_containing(home_ws, 'id="nav-counts"')
-            assert 'id="home-refresh-approvals"' in on_home and 'hx-get="/home/approvals"' in on_home
+            # Each page's marker is replaced (static/nav-live.js then reads the counts); the home's names its list.
+            on_board = await _recv_containing(board_ws, 'id="nav-stale"')
+            assert "data-refresh" not in on_board
+            on_home = await _recv_containing(home_ws, 'id="nav-stale"')
+            assert 'data-refresh="/home/approvals"' in on_home and 'data-target="#home-approvals"' in on_home
             # The re-read answers the new number.
             counts = await approver_http.get("/home/counts", headers={"HX-Request": "true"})
             assert re.search(r'id="nav-count-approvals"[^>]*>1<', counts.text), counts.text
@@ -348,8 +349,8 @@ async def test_a_hold_request_raises_only_its_shelter_staff_count(live_server: L
                 headers=network["worker"].headers,
             )
             assert placed.status_code == 201, placed.text
-            message = await _recv_containing(a_ws, 'id="nav-counts"')
-            assert 'id="home-refresh-requests"' in message and 'hx-get="/home/requests"' in message
+            message = await _recv_containing(a_ws, 'id="nav-stale"')
+            assert 'data-refresh="/home/requests"' in message and 'data-target="#home-requests"' in message
             part = await a_http.get("/home/requests", headers={"HX-Request": "true"})
             assert placed.json()["id"] in part.text
-            await _nothing_containing(b_ws, 'id="nav-counts"')
+            await _nothing_containing(b_ws, 'id="nav-stale"')

@@ -6,11 +6,13 @@ tests/artifacts/home-<role>-<desktop|phone>.png.
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from tests.conftest import LiveServer, Network
 from tests.test_browser import ARTIFACTS, Cast, Visitor, fixture_browser, fixture_cast  # noqa: F401  (fixtures)
@@ -158,6 +160,19 @@ async def test_a_new_request_raises_the_approvers_count_live(
     await expect(count).to_have_text("2")
     await waiting_request(live_server, network, fund_id)
     await expect(count).to_have_text("3")
+    # A slow network (each read of the counts takes half a second) and a run of requests a little slower than the
+    # page's wait before it reads: each new one comes while the last read is on its way. Every answer finds its
+    # slot, and the count ends on the number as it is.
+    async def slowly(route: Route) -> None:
+        await asyncio.sleep(0.5)
+        await route.continue_()
+
+    await approver.page.route("**/home/counts", slowly)
+    for _ in range(5):
+        await waiting_request(live_server, network, fund_id)
+        await asyncio.sleep(0.32)  # the pace of the run, not a wait for readiness
+    await expect(count).to_have_text("8")
+    assert approver.oob_misses == [], approver.oob_misses
     cast.assert_no_errors()
 
 

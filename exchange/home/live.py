@@ -4,8 +4,8 @@ has the page read its counts again (`GET /home/counts`), and on the home (`page=
 
 A re-read rather than the number in the event: the publishers (a fund request's change, a hold's) need no query
 of their own, and the page always ends on the numbers as they are. Of a burst (an allocation places dozens of holds
-at once) only the last re-read happens: each event replaces the page's `#nav-counts` element, whose request waits
-a moment, and htmx sends none for an element no longer in the page.
+at once) only the last re-read happens: each event replaces the page's `#nav-stale` marker, and
+static/nav-live.js reads the counts a moment after the last one.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ tests/artifacts/home-<role>-<desktop|phone>.png.
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
 
 import httpx
@@ -160,6 +159,7 @@ async def test_a_new_request_raises_the_approvers_count_live(
     await expect(count).to_have_text("2")
     await waiting_request(live_server, network, fund_id)
     await expect(count).to_have_text("3")
+
     # A slow network (each read of the counts takes half a second) and a run of requests a little slower than the
     # page's wait before it reads: each new one comes while the last read is on its way. Every answer finds its
     # slot, and the count ends on the number as it is.

@@ -4,7 +4,7 @@ the fund lock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from ledger.errors import Conflict, Forbidden, Invalid, NotFound
 from ledger.funds import lock_fund
 from ledger.idempotency import end_replay, stored_for_key
 from ledger.journal import require_cents
-from ledger.models import CATEGORIES, Approval, Category, Disbursement, Fund, Status
+from ledger.models import CATEGORIES, Approval, Disbursement, DisbursementItem, Fund, Status
 from ledger.pending import pend, void_pending
 from ledger.rules import (
     DUPLICATE_APPROVER,
@@ -27,11 +27,11 @@ from ledger.rules import (
     SELF_APPROVAL,
     Approver,
     HistoryFacts,
-    RequestFacts,
+    ItemFacts,
     RuleDecision,
     check_approval,
     counts_nights,
-    evaluate,
+    evaluate_items,
 )
 from ledger.rulesets import current_rule_set
 from ledger.stripe_models import Card, CardAuthorization, CardStatus
@@ -39,6 +39,7 @@ from ledger.timeutil import utcnow
 
 ACTIVE = (Status.PENDING_APPROVAL.value, Status.APPROVED.value, Status.PAID.value)
 NIGHTS_MAX = 60
+ITEMS_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,36 @@ class LedgerViewer:
 
 
 @dataclass(frozen=True)
+class NewItem:
+    """One item of a request: what for, how much, its nights (a hotel stay only), who is paid, a note."""
+
+    category: str
+    amount_cents: int
+    nights: int | None = None
+    payee: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class NewDisbursement:
-    """A request as its requester writes it. `currency` None is the fund's own (a form does not ask)."""
+    """A request as its requester writes it. `currency` None is the fund's own (a form does not ask).
+    Either `items` (1 to ITEMS_MAX), or, as before requests had items, one item told by `category`,
+    `amount_cents`, `nights` and `payee`; `note` is the request's."""
 
     fund_id: str
     case_code: str
-    category: str
-    amount_cents: int
-    payee: str
+    category: str = ""
+    amount_cents: int = 0
+    payee: str = ""
     currency: str | None = None
     nights: int | None = None
     note: str = ""
+    items: tuple[NewItem, ...] = ()
+
+    def lines(self) -> tuple[NewItem, ...]:
+        if self.items:
+            return self.items
+        return (NewItem(self.category, self.amount_cents, self.nights, self.payee),)
 
 
 @dataclass(frozen=True)
@@ -81,18 +101,65 @@ class RequestResult:
 
 
 def _validate(new: NewDisbursement) -> None:
-    if new.category not in CATEGORIES:
-        raise Invalid("unknown_category", f"Unknown category; use one of {', '.join(CATEGORIES)}.")
-    require_cents(new.amount_cents)
-    if counts_nights(new.category):
-        if new.nights is None:
-            raise Invalid("nights_required", "A hotel request needs the number of nights.")
-        if not 1 <= new.nights <= NIGHTS_MAX:
-            raise Invalid("invalid_nights", f"Nights must be between 1 and {NIGHTS_MAX}.")
-    elif new.nights is not None:
-        raise Invalid("invalid_nights", "Only hotel requests have nights.")
-    if len(new.payee) > 200 or len(new.note) > 1000:
+    """Invalid naming the first wrong field; for a request of `items`, with the `path` of the bad item's field
+    (`items[1].amount_cents`) and its position (`item`)."""
+    if len(new.items) > ITEMS_MAX:
+        raise Invalid("too_many_items", f"A request holds at most {ITEMS_MAX} items.", path="items")
+    listed = bool(new.items)
+    for position, item in enumerate(new.lines()):
+
+        def where(name: str, position: int = position) -> dict[str, Any]:
+            return {"path": f"items[{position}].{name}", "item": position} if listed else {}
+
+        if item.category not in CATEGORIES:
+            raise Invalid(
+                "unknown_category", f"Unknown category; use one of {', '.join(CATEGORIES)}.", **where("category")
+            )
+        try:
+            require_cents(item.amount_cents)
+        except Invalid as exc:
+            raise Invalid(exc.code, exc.detail, **where("amount_cents")) from None
+        if counts_nights(item.category):
+            if item.nights is None:
+                raise Invalid("nights_required", "A hotel request needs the number of nights.", **where("nights"))
+            if not 1 <= item.nights <= NIGHTS_MAX:
+                raise Invalid("invalid_nights", f"Nights must be between 1 and {NIGHTS_MAX}.", **where("nights"))
+        elif item.nights is not None:
+            raise Invalid("invalid_nights", "Only hotel requests have nights.", **where("nights"))
+        if len(item.payee) > 200 or len(item.note) > 1000:
+            raise Invalid("too_long", "Keep the payee under 200 characters and the note under 1000.", **where("payee"))
+    if len(new.note) > 1000:
         raise Invalid("too_long", "Keep the payee under 200 characters and the note under 1000.")
+
+
+def item_facts(items: Sequence[NewItem | DisbursementItem]) -> tuple[ItemFacts, ...]:
+    return tuple(ItemFacts(i.category, i.amount_cents, i.nights) for i in items)
+
+
+def main_category(items: Sequence[NewItem | DisbursementItem]) -> str:
+    """The request's category as one word: its largest item's (the first of equals)."""
+    return max(items, key=lambda i: i.amount_cents).category if len(items) > 1 else items[0].category
+
+
+def total_nights(items: Sequence[NewItem | DisbursementItem]) -> int | None:
+    if not any(counts_nights(i.category) for i in items):
+        return None
+    return sum(i.nights or 0 for i in items if counts_nights(i.category))
+
+
+async def items_of(session: AsyncSession, disbursement_ids: Sequence[str]) -> dict[str, list[DisbursementItem]]:
+    """Each request's items in their order (one query for the whole list)."""
+    if not disbursement_ids:
+        return {}
+    rows = await session.execute(
+        select(DisbursementItem)
+        .where(DisbursementItem.disbursement_id.in_(list(disbursement_ids)))  # type: ignore[attr-defined]
+        .order_by(DisbursementItem.disbursement_id, DisbursementItem.position)
+    )
+    found: dict[str, list[DisbursementItem]] = {d: [] for d in disbursement_ids}
+    for item in rows.scalars().all():
+        found[item.disbursement_id].append(item)
+    return found
 
 
 async def history_facts(
@@ -102,13 +169,15 @@ async def history_facts(
     case_id: str,
     category: str,
     now: datetime,
+    categories: Sequence[str] = (),
     requester_id: str | None = None,
     exclude_id: str | None = None,
     made_before: datetime | None = None,
 ) -> HistoryFacts:
     """What the fund spent or promised before this request (`exclude_id` and `made_before`: the request
     itself and when it was made, when it is evaluated again at approval: requests made after it count only
-    once approved). Caps count pending requests; the category budget only approved ones."""
+    once approved). Caps count pending requests; the category budget only approved ones, per item: the month
+    of `category` and of each of `categories` (a request's items)."""
     ended = (Status.CANCELLED.value, Status.REJECTED.value)
     # Paid: what was paid. Cancelled or rejected: what a card still spent after the end (an exception).
     spent = case(
@@ -117,6 +186,7 @@ async def history_facts(
         else_=Disbursement.amount_cents,
     )
     counted = or_(Disbursement.status.in_(ACTIVE), Disbursement.paid_cents > 0)  # type: ignore[attr-defined]
+    # Only hotel items have nights, and a request's `nights` is the sum of its hotel items' nights.
     nights = case((Disbursement.status.in_(ACTIVE), Disbursement.nights), else_=0)  # type: ignore[attr-defined]
     others = [Disbursement.fund_id == fund_id, counted]
     if exclude_id is not None:
@@ -130,13 +200,27 @@ async def history_facts(
         return int(found.scalar_one())
 
     day30, day90 = now - timedelta(days=30), now - timedelta(days=90)
-    hotel = Disbursement.category == Category.HOTEL.value
+    hotel = Disbursement.nights.is_not(None)  # type: ignore[union-attr]
     month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    # An item's share of what its request paid: exact for a request of one item, to the cent for several.
+    item_paid = Disbursement.paid_cents * DisbursementItem.amount_cents // Disbursement.amount_cents
     approved_spent = case(
-        (Disbursement.status.in_((Status.APPROVED.value, Status.PAID.value)), spent),  # type: ignore[attr-defined]
-        (Disbursement.status.in_(ended), Disbursement.paid_cents),  # type: ignore[attr-defined]
+        (Disbursement.status == Status.APPROVED.value, DisbursementItem.amount_cents),
+        (Disbursement.status == Status.PAID.value, item_paid),
+        (Disbursement.status.in_(ended), item_paid),  # type: ignore[attr-defined]
         else_=0,
     )
+
+    async def month_of(wanted: str) -> int:
+        found = await session.execute(
+            select(func.coalesce(func.sum(approved_spent), 0))
+            .select_from(Disbursement)
+            .join(DisbursementItem, DisbursementItem.disbursement_id == Disbursement.id)  # type: ignore[arg-type]
+            .where(*others, DisbursementItem.category == wanted, Disbursement.created_at >= month_start)
+        )
+        return int(found.scalar_one())
+
+    by_category = {c: await month_of(c) for c in dict.fromkeys((category, *categories))}
     requester_nights = requester_amount = 0
     if requester_id is not None:
         mine = Disbursement.requester_id == requester_id
@@ -147,11 +231,10 @@ async def history_facts(
             nights, Disbursement.case_id == case_id, hotel, Disbursement.created_at >= day30
         ),
         case_amount_cents_90d=await total(spent, Disbursement.case_id == case_id, Disbursement.created_at >= day90),
-        category_month_cents=await total(
-            approved_spent, Disbursement.category == category, Disbursement.created_at >= month_start
-        ),
+        category_month_cents=by_category[category],
         requester_hotel_nights_30d=requester_nights,
         requester_amount_cents_30d=requester_amount,
+        category_month_by_category=by_category if categories else {},
     )
 
 
@@ -176,7 +259,9 @@ async def request_disbursement(
     """Decide the request with the fund's current rule set; on the fast path, pend the money at once
     (409 `insufficient_funds` and nothing stored if the fund cannot cover it)."""
     _validate(new)
-    fund_id, category, amount_cents = new.fund_id, new.category, new.amount_cents
+    items = new.lines()
+    fund_id, category = new.fund_id, main_category(items)
+    amount_cents = sum(i.amount_cents for i in items)
     now = now or utcnow()
     try:
         fund = await lock_fund(session, fund_id)
@@ -189,20 +274,16 @@ async def request_disbursement(
         case_row = await open_case_for_org(session, new.case_code, requester.organisation_id)
         version, rules = await current_rule_set(session, fund_id)
         history = await history_facts(
-            session, fund_id=fund_id, case_id=case_row.id, category=category, now=now, requester_id=requester.user_id
+            session,
+            fund_id=fund_id,
+            case_id=case_row.id,
+            category=category,
+            categories=[i.category for i in items],
+            now=now,
+            requester_id=requester.user_id,
         )
-        decision = evaluate(
-            RequestFacts(
-                category=category,
-                amount_cents=amount_cents,
-                nights=new.nights,
-                requester_id=requester.user_id,
-                requester_organisation_id=requester.organisation_id,
-                requester_is_lead_worker=requester.is_lead_worker,
-            ),
-            history,
-            rules,
-        )
+        decision = evaluate_items(item_facts(items), history, rules, requester_is_lead_worker=requester.is_lead_worker)
+        payees = dict.fromkeys(i.payee.strip() for i in items if i.payee.strip())
         disbursement = Disbursement(
             fund_id=fund_id,
             case_id=case_row.id,
@@ -212,14 +293,15 @@ async def request_disbursement(
             category=category,
             amount_cents=amount_cents,
             currency=fund.currency,
-            payee=new.payee.strip(),
-            nights=new.nights,
+            payee=", ".join(payees)[:200],
+            nights=total_nights(items),
             note=new.note.strip(),
             status=decision.outcome,
             rule=decision.rule,
             approvals_needed=decision.approvals_needed,
             needs_other_org=decision.needs_other_org,
             reasons=list(decision.reasons),
+            decided_by=[b.as_dict() for b in decision.decided_by],
             facts={**history.as_dict(), "requester_is_lead_worker": requester.is_lead_worker},
             rule_set_id=version.id,
             rule_set_version=version.version,
@@ -229,17 +311,32 @@ async def request_disbursement(
         )
         session.add(disbursement)
         await session.flush()
+        for position, item in enumerate(items):
+            session.add(
+                DisbursementItem(
+                    disbursement_id=disbursement.id,
+                    position=position,
+                    category=item.category,
+                    amount_cents=item.amount_cents,
+                    nights=item.nights,
+                    payee=item.payee.strip(),
+                    note=item.note.strip(),
+                )
+            )
+        await session.flush()
         if decision.outcome == Status.APPROVED:
             await pend(session, fund_id, amount_cents)
             disbursement.committed_cents = amount_cents
             disbursement.decided_at = now
-        detail = {
+        detail: dict[str, Any] = {
             "amount_cents": amount_cents,
             "category": category,
             "rule": decision.rule,
             "rule_set_version": version.version,
             "status": decision.outcome,
         }
+        if len(items) > 1:
+            detail["items"] = [{"category": i.category, "amount_cents": i.amount_cents} for i in items]
         await record_event(session, fund, "request", requester.user_id, disbursement.id, detail, now)
         await session.commit()
     except IntegrityError:
@@ -310,28 +407,19 @@ async def _reevaluate(session: AsyncSession, disbursement: Disbursement, now: da
     version, rules = await current_rule_set(session, disbursement.fund_id)
     facts = disbursement.facts or {}
     lead_worker = bool(facts.get("requester_is_lead_worker", False))
+    items = (await items_of(session, [disbursement.id]))[disbursement.id]
     history = await history_facts(
         session,
         fund_id=disbursement.fund_id,
         case_id=disbursement.case_id,
         category=disbursement.category,
+        categories=[i.category for i in items],
         now=now,
         requester_id=disbursement.requester_id,
         exclude_id=disbursement.id,
         made_before=disbursement.created_at,
     )
-    decision = evaluate(
-        RequestFacts(
-            category=disbursement.category,
-            amount_cents=disbursement.amount_cents,
-            nights=disbursement.nights,
-            requester_id=disbursement.requester_id,
-            requester_organisation_id=disbursement.requester_org_id,
-            requester_is_lead_worker=lead_worker,
-        ),
-        history,
-        rules,
-    )
+    decision = evaluate_items(item_facts(items), history, rules, requester_is_lead_worker=lead_worker)
     # A request waiting for an approver needs at least the one approving it, whatever the rules say now.
     needed = max(decision.approvals_needed, 1)
     if (decision.rule, needed, decision.needs_other_org, version.id) == (
@@ -345,6 +433,7 @@ async def _reevaluate(session: AsyncSession, disbursement: Disbursement, now: da
     disbursement.approvals_needed = needed
     disbursement.needs_other_org = decision.needs_other_org
     disbursement.reasons = list(decision.reasons)
+    disbursement.decided_by = [b.as_dict() for b in decision.decided_by]
     disbursement.facts = {**history.as_dict(), "requester_is_lead_worker": lead_worker}
     disbursement.rule_set_id = version.id
     disbursement.rule_set_version = version.version
@@ -594,28 +683,19 @@ async def preview_decision(
     approval path a request takes before it is sent. The real decision is taken again under the fund lock."""
     _validate(new)
     now = now or utcnow()
+    items = new.lines()
     case_row = await open_case_for_org(session, new.case_code, requester.organisation_id)
     _, rules = await current_rule_set(session, new.fund_id)
     history = await history_facts(
         session,
         fund_id=new.fund_id,
         case_id=case_row.id,
-        category=new.category,
+        category=main_category(items),
+        categories=[i.category for i in items],
         now=now,
         requester_id=requester.user_id,
     )
-    return evaluate(
-        RequestFacts(
-            category=new.category,
-            amount_cents=new.amount_cents,
-            nights=new.nights,
-            requester_id=requester.user_id,
-            requester_organisation_id=requester.organisation_id,
-            requester_is_lead_worker=requester.is_lead_worker,
-        ),
-        history,
-        rules,
-    )
+    return evaluate_items(item_facts(items), history, rules, requester_is_lead_worker=requester.is_lead_worker)
 
 
 async def case_totals_30d(session: AsyncSession, case_ids: list[str], now: datetime | None = None) -> dict[str, int]:

@@ -35,6 +35,7 @@ class Category(StrEnum):
     HOTEL = "hotel"
     CALLING_CARD = "calling_card"
     BASIC_NEEDS = "basic_needs"
+    INTERPRETATION = "interpretation"
     OTHER = "other"
 
 
@@ -225,6 +226,8 @@ class Disbursement(SQLModel, table=True):
     approvals_needed: int
     needs_other_org: bool = False
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Which item (its position) or the total (`item` None) each reason came from: {"reason", "item"}.
+    decided_by: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, default=list))
     facts: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     rule_set_id: str
     rule_set_version: int
@@ -236,6 +239,26 @@ class Disbursement(SQLModel, table=True):
     paid_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     idempotency_key: str | None = None
     request_hash: str | None = None
+
+
+class DisbursementItem(SQLModel, table=True):
+    """One line of a request: several items under one case are decided, approved and paid together. The
+    request keeps their total (`amount_cents`), the category of its largest item and its hotel nights."""
+
+    __tablename__ = "ledger_disbursement_item"
+    __table_args__ = (
+        UniqueConstraint("disbursement_id", "position", name="uq_ledger_disbursement_item_position"),
+        CheckConstraint("amount_cents > 0", name="ck_ledger_disbursement_item_positive"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    disbursement_id: str = Field(foreign_key="ledger_disbursement.id", index=True)
+    position: int
+    category: str
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    nights: int | None = None
+    payee: str = ""
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class Approval(SQLModel, table=True):

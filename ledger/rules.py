@@ -14,7 +14,8 @@ Rule 5 (no self-approval, no overcommit) holds for every rule: `check_approval` 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -61,6 +62,7 @@ class Caps(_Doc):
             Category.HOTEL.value: 600_000,
             Category.CALLING_CARD.value: 50_000,
             Category.BASIC_NEEDS.value: 200_000,
+            Category.INTERPRETATION.value: 200_000,
             Category.OTHER.value: 200_000,
         }
     )
@@ -149,26 +151,56 @@ class RequestFacts:
 
 
 @dataclass(frozen=True)
+class ItemFacts:
+    """One item of a request: what it is for, how much, and its nights (a hotel stay only)."""
+
+    category: str
+    amount_cents: int
+    nights: int | None = None
+
+
+@dataclass(frozen=True)
 class HistoryFacts:
     """What the fund already spent or promised, not counting this request (rejected/cancelled excluded,
     except what a card spent after its request ended). The caps (per case, per requester) count pending
     requests too, so splitting a request does not slip under them; the category budget counts only what
-    was approved, so one huge pending request does not use up everyone's month."""
+    was approved, so one huge pending request does not use up everyone's month. `category_month_cents` is the
+    month of the request's (largest item's) category; `category_month_by_category` the month of each
+    category of its items (empty for facts stored before requests had items)."""
 
     case_hotel_nights_30d: int = 0
     case_amount_cents_90d: int = 0
     category_month_cents: int = 0
     requester_hotel_nights_30d: int = 0
     requester_amount_cents_30d: int = 0
+    category_month_by_category: dict[str, int] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, int]:
+    def month_cents(self, category: str) -> int:
+        if self.category_month_by_category:
+            return self.category_month_by_category.get(category, 0)
+        return self.category_month_cents
+
+    def as_dict(self) -> dict[str, Any]:
         return {
             "case_hotel_nights_30d": self.case_hotel_nights_30d,
             "case_amount_cents_90d": self.case_amount_cents_90d,
             "category_month_cents": self.category_month_cents,
             "requester_hotel_nights_30d": self.requester_hotel_nights_30d,
             "requester_amount_cents_30d": self.requester_amount_cents_30d,
+            "category_month_by_category": dict(self.category_month_by_category),
         }
+
+
+@dataclass(frozen=True)
+class Because:
+    """One reason for the path, and what it came from: an item (its position, from 0) or, `item` None, the
+    request as a whole (its total, its requester, or its only item)."""
+
+    reason: str
+    item: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "item": self.item}
 
 
 @dataclass(frozen=True)
@@ -180,48 +212,99 @@ class RuleDecision:
     approvals_needed: int
     needs_other_org: bool
     reasons: tuple[str, ...]
+    decided_by: tuple[Because, ...] = ()
+
+
+# The order reasons are told in: escalations (rule 3, then the caps of rule 4), then why not the fast path.
+REASON_ORDER = (
+    "category_requires_dual_approval",
+    "amount_above_single_approval",
+    "hotel_nights_cap",
+    "case_amount_cap",
+    "requester_hotel_nights_cap",
+    "requester_amount_cap",
+    "category_monthly_budget",
+    "category_not_fast_path",
+    "amount_above_fast_path",
+    "not_lead_worker",
+)
+
+
+def _told(found: list[Because]) -> tuple[tuple[str, ...], tuple[Because, ...]]:
+    ordered = sorted(found, key=lambda b: REASON_ORDER.index(b.reason))
+    return tuple(dict.fromkeys(b.reason for b in ordered)), tuple(ordered)
 
 
 def evaluate(request: RequestFacts, history: HistoryFacts, rules: RuleSet) -> RuleDecision:
-    """Which rule decides this request. Escalations are checked first: a cap beats the fast path."""
-    escalations: list[str] = []
-    if request.category in rules.dual_approval.categories:
-        escalations.append("category_requires_dual_approval")
-    if request.amount_cents > rules.single_approval.amount_cents_max:
-        escalations.append("amount_above_single_approval")
-    if (
-        counts_nights(request.category)
-        and history.case_hotel_nights_30d + (request.nights or 0) > rules.caps.hotel_nights_per_case_30d_max
-    ):
-        escalations.append("hotel_nights_cap")
-    if history.case_amount_cents_90d + request.amount_cents > rules.caps.case_amount_cents_90d_max:
-        escalations.append("case_amount_cap")
-    if (
-        counts_nights(request.category)
-        and history.requester_hotel_nights_30d + (request.nights or 0) > rules.caps.requester_hotel_nights_30d_max
-    ):
-        escalations.append("requester_hotel_nights_cap")
-    if history.requester_amount_cents_30d + request.amount_cents > rules.caps.requester_amount_cents_30d_max:
-        escalations.append("requester_amount_cap")
-    budget = rules.caps.category_monthly_budget_cents.get(request.category)
-    if budget is not None and history.category_month_cents + request.amount_cents > budget:
-        escalations.append("category_monthly_budget")
+    """Which rule decides a request of one item."""
+    item = ItemFacts(request.category, request.amount_cents, request.nights)
+    return evaluate_items((item,), history, rules, requester_is_lead_worker=request.requester_is_lead_worker)
+
+
+def evaluate_items(
+    items: Sequence[ItemFacts], history: HistoryFacts, rules: RuleSet, *, requester_is_lead_worker: bool
+) -> RuleDecision:
+    """Which rule decides a request of several items: the rules apply to each item (its category, its amount,
+    its category's budget) and to the total (the amount limits, the caps), and the request takes the strictest
+    path any of them needs. Escalations are checked first: a cap beats the fast path. With one item, the item
+    is the request, and every reason is the request's."""
+    if not items:
+        raise Invalid("items_required", "A request has at least one item.")
+    single = len(items) == 1
+
+    def at(position: int) -> int | None:
+        return None if single else position
+
+    total = sum(i.amount_cents for i in items)
+    nights = sum(i.nights or 0 for i in items if counts_nights(i.category))
+    has_nights = any(counts_nights(i.category) for i in items)
+    caps = rules.caps
+    escalations: list[Because] = []
+    for position, item in enumerate(items):
+        if item.category in rules.dual_approval.categories:
+            escalations.append(Because("category_requires_dual_approval", at(position)))
+        if item.amount_cents > rules.single_approval.amount_cents_max:
+            escalations.append(Because("amount_above_single_approval", at(position)))
+    if not single and total > rules.single_approval.amount_cents_max:
+        escalations.append(Because("amount_above_single_approval"))
+    if has_nights and history.case_hotel_nights_30d + nights > caps.hotel_nights_per_case_30d_max:
+        escalations.append(Because("hotel_nights_cap"))
+    if history.case_amount_cents_90d + total > caps.case_amount_cents_90d_max:
+        escalations.append(Because("case_amount_cap"))
+    if has_nights and history.requester_hotel_nights_30d + nights > caps.requester_hotel_nights_30d_max:
+        escalations.append(Because("requester_hotel_nights_cap"))
+    if history.requester_amount_cents_30d + total > caps.requester_amount_cents_30d_max:
+        escalations.append(Because("requester_amount_cap"))
+    by_category: dict[str, int] = {}
+    for item in items:
+        by_category[item.category] = by_category.get(item.category, 0) + item.amount_cents
+    for category, cents in by_category.items():
+        budget = caps.category_monthly_budget_cents.get(category)
+        if budget is not None and history.month_cents(category) + cents > budget:
+            escalations.extend(
+                Because("category_monthly_budget", at(p)) for p, i in enumerate(items) if i.category == category
+            )
     if escalations:
+        reasons, decided_by = _told(escalations)
         return RuleDecision(
-            "pending_approval", DUAL_APPROVAL, 2, rules.dual_approval.other_org_required, tuple(escalations)
+            "pending_approval", DUAL_APPROVAL, 2, rules.dual_approval.other_org_required, reasons, decided_by
         )
 
     fast = rules.fast_path
-    why_not_fast: list[str] = []
-    if request.category not in fast.categories:
-        why_not_fast.append("category_not_fast_path")
-    if request.amount_cents > fast.amount_cents_max:
-        why_not_fast.append("amount_above_fast_path")
-    if fast.lead_worker_required and not request.requester_is_lead_worker:
-        why_not_fast.append("not_lead_worker")
+    why_not_fast: list[Because] = []
+    for position, item in enumerate(items):
+        if item.category not in fast.categories:
+            why_not_fast.append(Because("category_not_fast_path", at(position)))
+        if item.amount_cents > fast.amount_cents_max:
+            why_not_fast.append(Because("amount_above_fast_path", at(position)))
+    if not single and total > fast.amount_cents_max:
+        why_not_fast.append(Because("amount_above_fast_path"))
+    if fast.lead_worker_required and not requester_is_lead_worker:
+        why_not_fast.append(Because("not_lead_worker"))
     if not why_not_fast:
-        return RuleDecision("approved", FAST_PATH, 0, False, ("fast_path",))
-    return RuleDecision("pending_approval", SINGLE_APPROVAL, 1, False, tuple(why_not_fast))
+        return RuleDecision("approved", FAST_PATH, 0, False, ("fast_path",), (Because("fast_path"),))
+    reasons, decided_by = _told(why_not_fast)
+    return RuleDecision("pending_approval", SINGLE_APPROVAL, 1, False, reasons, decided_by)
 
 
 @dataclass(frozen=True)

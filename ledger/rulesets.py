@@ -13,14 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ledger.audit import record_event
 from ledger.errors import Conflict, Forbidden, Invalid, NotFound
 from ledger.funds import lock_fund
-from ledger.models import Disbursement, RuleSetVersion, Status
+from ledger.models import Disbursement, DisbursementItem, RuleSetVersion, Status
 from ledger.rules import (
     FAST_PATH,
+    Because,
     HistoryFacts,
-    RequestFacts,
+    ItemFacts,
     RuleDecision,
     RuleSet,
-    evaluate,
+    evaluate_items,
     parse_rules,
     rules_to_document,
 )
@@ -182,25 +183,25 @@ class PreviewRow:
         )
 
 
-def replay(disbursement: Disbursement, rules: RuleSet) -> RuleDecision:
-    """What `rules` would have decided, from the facts stored with the request when it was made."""
+def replay(disbursement: Disbursement, rules: RuleSet, items: list[DisbursementItem] | None = None) -> RuleDecision:
+    """What `rules` would have decided, from the facts stored with the request when it was made (and its
+    items; without them, the request as one item)."""
     facts = disbursement.facts or {}
-    request = RequestFacts(
-        category=disbursement.category,
-        amount_cents=disbursement.amount_cents,
-        nights=disbursement.nights,
-        requester_id=disbursement.requester_id,
-        requester_organisation_id=disbursement.requester_org_id,
-        requester_is_lead_worker=bool(facts.get("requester_is_lead_worker", False)),
-    )
+    if items:
+        lines = tuple(ItemFacts(i.category, i.amount_cents, i.nights) for i in items)
+    else:
+        lines = (ItemFacts(disbursement.category, disbursement.amount_cents, disbursement.nights),)
+    by_category = facts.get("category_month_by_category") or {}
     history = HistoryFacts(
         case_hotel_nights_30d=int(facts.get("case_hotel_nights_30d", 0)),
         case_amount_cents_90d=int(facts.get("case_amount_cents_90d", 0)),
         category_month_cents=int(facts.get("category_month_cents", 0)),
         requester_hotel_nights_30d=int(facts.get("requester_hotel_nights_30d", 0)),
         requester_amount_cents_30d=int(facts.get("requester_amount_cents_30d", 0)),
+        category_month_by_category={str(k): int(v) for k, v in by_category.items()},
     )
-    return evaluate(request, history, rules)
+    lead_worker = bool(facts.get("requester_is_lead_worker", False))
+    return evaluate_items(lines, history, rules, requester_is_lead_worker=lead_worker)
 
 
 async def preview_rule_set(session: AsyncSession, fund_id: str, rules: RuleSet, limit: int = 25) -> list[PreviewRow]:
@@ -210,9 +211,20 @@ async def preview_rule_set(session: AsyncSession, fund_id: str, rules: RuleSet, 
         .order_by(Disbursement.created_at.desc())  # type: ignore[attr-defined]
         .limit(limit)
     )
+    found = list(rows.scalars().all())
+    items: dict[str, list[DisbursementItem]] = {}
+    if found:
+        listed = await session.execute(
+            select(DisbursementItem)
+            .where(DisbursementItem.disbursement_id.in_([d.id for d in found]))  # type: ignore[attr-defined]
+            .order_by(DisbursementItem.position)
+        )
+        for item in listed.scalars().all():
+            items.setdefault(item.disbursement_id, []).append(item)
     result = []
-    for d in rows.scalars().all():
+    for d in found:
         outcome = Status.APPROVED if d.rule == FAST_PATH else Status.PENDING_APPROVAL
-        was = RuleDecision(outcome.value, d.rule, d.approvals_needed, d.needs_other_org, tuple(d.reasons))
-        result.append(PreviewRow(d, was, replay(d, rules)))
+        told = tuple(Because(str(b.get("reason", "")), b.get("item")) for b in d.decided_by or [])
+        was = RuleDecision(outcome.value, d.rule, d.approvals_needed, d.needs_other_org, tuple(d.reasons), told)
+        result.append(PreviewRow(d, was, replay(d, rules, items.get(d.id))))
     return result

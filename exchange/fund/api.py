@@ -49,6 +49,21 @@ async def require_integer_cents(request: Request[User, str, object], *fields: st
             raise Invalid("invalid_amount", f"{name} is a JSON integer of cents, like 2500 for 25.00.", field=name)
 
 
+async def require_integer_item_cents(request: Request[User, str, object]) -> None:
+    """Each item's `amount_cents` too is a JSON integer, refused with the item's path."""
+    body = await request.json()
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        return
+    for position, item in enumerate(items):
+        value = item.get("amount_cents") if isinstance(item, dict) else None
+        if value is not None and type(value) is not int:
+            path = f"items[{position}].amount_cents"
+            raise Invalid(
+                "invalid_amount", f"{path} is a JSON integer of cents, like 2500 for 25.00.", path=path, item=position
+            )
+
+
 async def disbursement_out(service: FundService, d: Disbursement) -> DisbursementOut:
     return DisbursementOut.of(d, *await service.details(d))
 
@@ -120,6 +135,7 @@ class DisbursementController(Controller):
         self, request: Request[User, str, object], service: FundService, data: DisbursementRequest
     ) -> DisbursementOut:
         await require_integer_cents(request, "amount_cents")
+        await require_integer_item_cents(request)
         key, digest = idempotency_key(request), request_hash(data)
         result = await service.request_disbursement(data.new_disbursement(), idempotency_key=key, request_hash=digest)
         return await disbursement_out(service, result.disbursement)

@@ -7,6 +7,7 @@ updates arrive on the generic board socket (`/board/ws`) as fragments rendered b
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from uuid import uuid4
@@ -21,7 +22,7 @@ from exchange.accounts.models import Role, User
 from exchange.fund import rules_form
 from exchange.fund.exports import journal_csv_response
 from exchange.fund.live import inbox_view, moved_into
-from exchange.fund.schemas import PERIOD, PayForm, Period, RejectForm, RequestForm, RulesForm
+from exchange.fund.schemas import PERIOD, PayForm, Period, RejectForm, RequestForm, RulesForm, item_field
 from exchange.fund.service import SERVICE, FundService
 from exchange.web.auth import requires_roles
 from exchange.web.forms import parse_money
@@ -29,6 +30,7 @@ from exchange.web.i18n import format_money
 from exchange.web.i18n import gettext as _
 from exchange.web.nav import page_context
 from exchange.web.personal_data import PersonalDataRefused
+from ledger.disbursements import ITEMS_MAX
 from ledger.errors import Invalid, LedgerError
 from ledger.models import CATEGORIES, Disbursement
 from ledger.payments import MANUAL
@@ -50,6 +52,23 @@ def _case_error(exc: LedgerError) -> str:
             limit=exc.extra.get("limit", ""),
         )
     return _("The case could not be opened. Try again.")
+
+
+def _item_error(exc: LedgerError | PersonalDataRefused, several: bool) -> tuple[str, str]:
+    """The form's field of a refusal, for an item's field named by its row (`items[1].payee` -> `payee-1`);
+    what is about the whole request of several items (its total) is said above the form."""
+    if isinstance(exc, PersonalDataRefused):
+        field, message = exc.field, exc.detail
+    else:
+        field, message = _request_error(exc)
+    path = str(getattr(exc, "extra", {}).get("path", "")) if not isinstance(exc, PersonalDataRefused) else field
+    found = re.fullmatch(r"items\[(\d+)\]\.(\w+)", path)
+    if found:
+        name = {"amount_cents": "amount"}.get(found.group(2), found.group(2))
+        return item_field(name, int(found.group(1))), message
+    if several and field in ("amount", "nights", "category", "payee"):
+        return "", message
+    return field, message
 
 
 def _request_error(exc: LedgerError) -> tuple[str, str]:
@@ -130,6 +149,7 @@ class LedgerPages(Controller):
         result: dict[str, Any] | None = None,
         opened: str = "",
         closed: str = "",
+        focus_row: int | None = None,
     ) -> dict[str, Any]:
         """What the form fragment needs: the form filled with `values` (empty after a success), a fresh
         idempotency key unless the values carry the one not used yet, and the open cases to choose from."""
@@ -137,6 +157,8 @@ class LedgerPages(Controller):
         values = dict(values or {})
         if not values.get("idempotency_key"):
             values["idempotency_key"] = uuid4().hex
+        if not values.get("rows"):
+            values["rows"] = RequestForm().rows
         return {
             "fund": fund,
             "cases": await service.open_cases(),
@@ -146,7 +168,10 @@ class LedgerPages(Controller):
             "result": result,
             "opened": opened,
             "closed": closed,
+            "focus_row": focus_row,
             "categories": CATEGORIES,
+            "items_max": ITEMS_MAX,
+            "item_field": item_field,
         }
 
     @get("/request", guards=[requires_roles(Role.CASE_WORKER)])
@@ -162,12 +187,10 @@ class LedgerPages(Controller):
         )
 
     @post("/cases", guards=[requires_roles(Role.CASE_WORKER)], media_type=MediaType.HTML)
-    async def new_case(
-        self, request: Request[User, str, object], service: FundService, data: Annotated[RequestForm, FORM]
-    ) -> Template | Redirect:
+    async def new_case(self, request: Request[User, str, object], service: FundService) -> Template | Redirect:
         """Open a case in place: from the form (htmx) the form comes back with what was typed and the new case
         chosen; without htmx, the form page with the new case chosen."""
-        values = data.values()
+        values = RequestForm.read(await request.form()).values()
         try:
             case = await service.create_case()
         except LedgerError as exc:
@@ -182,23 +205,24 @@ class LedgerPages(Controller):
 
     @post("/cases/{code:str}/close", guards=[requires_roles(Role.CASE_WORKER)], media_type=MediaType.HTML)
     async def close_case(
-        self, request: Request[User, str, object], service: FundService, code: str, data: Annotated[RequestForm, FORM]
+        self, request: Request[User, str, object], service: FundService, code: str
     ) -> Template | Redirect:
         """Close a case from its row (after an inline confirmation): it leaves the picker; what was already
         asked for it goes on. From the form (htmx) the form comes back with what was typed."""
         case = await service.close_case(code)
         if not request.htmx:
             return Redirect(path="/ledger/request", status_code=303)
-        values = data.values()
+        values = RequestForm.read(await request.form()).values()
         if values.get("case_code") == case.code:
             values["case_code"] = ""
         form = await self._request_form(service, values=values, closed=case.code)
         return Template("ledger/fragments/request_form.html", context=form)
 
     @post("/request/path", guards=[requires_roles(Role.CASE_WORKER)])
-    async def request_path(self, service: FundService, data: Annotated[RequestForm, FORM]) -> Template:
-        """Which approval path the request would take, and why, evaluated with the rules in force without
-        writing anything (the form asks as it is filled)."""
+    async def request_path(self, request: Request[User, str, object], service: FundService) -> Template:
+        """Which approval path the request would take, and why (which item, or the total), evaluated with the
+        rules in force without writing anything (the form asks as it is filled)."""
+        data = RequestForm.read(await request.form())
         new, _errors = data.parse()
         decision = None
         if new is not None:
@@ -206,14 +230,25 @@ class LedgerPages(Controller):
                 decision = await service.approval_path(new)
             except (LedgerError, PersonalDataRefused):
                 decision = None
-        return Template("ledger/fragments/request_path.html", context={"decision": decision})
+        lines = new.lines() if new is not None else ()
+        context = {"decision": decision, "items": lines, "total": sum(i.amount_cents for i in lines)}
+        return Template("ledger/fragments/request_path.html", context=context)
 
     @post("/request", guards=[requires_roles(Role.CASE_WORKER)], media_type=MediaType.HTML)
-    async def submit_request(
-        self, request: Request[User, str, object], service: FundService, data: Annotated[RequestForm, FORM]
-    ) -> Template | Redirect:
+    async def submit_request(self, request: Request[User, str, object], service: FundService) -> Template | Redirect:
         """One request per form shown (its idempotency key); any error comes back beside its field with what
-        was typed; a success clears the form and shows the request's status."""
+        was typed, every item as typed; a success clears the form and shows the request's status. "Add an
+        item" and an item's "Remove" send the form too (so they work without JavaScript): it comes back with
+        one item more or less, and nothing is requested."""
+        form = await request.form()
+        data = RequestForm.read(form)
+        if form.get("add_item") or form.get("remove_item"):
+            changed = data.added() if form.get("add_item") else data.removed(_row_number(form.get("remove_item")))
+            context = await self._request_form(service, values=changed.values(), focus_row=len(changed.rows) - 1)
+            if request.htmx:
+                return Template("ledger/fragments/request_form.html", context=context)
+            mine = [await service.summary_of(d) for d in await service.my_requests()]
+            return Template("ledger/request.html", context=page_context(request, **context, mine=mine))
         new, errors = data.parse()
         form_error = ""
         result = None
@@ -221,10 +256,8 @@ class LedgerPages(Controller):
             key = data.idempotency_key.strip()[:200] or None
             try:
                 result = await service.request_disbursement(new, idempotency_key=key, request_hash=data.digest())
-            except PersonalDataRefused as exc:
-                errors = {exc.field: exc.detail}
-            except LedgerError as exc:
-                field, message = _request_error(exc)
+            except (LedgerError, PersonalDataRefused) as exc:
+                field, message = _item_error(exc, several=bool(new.items))
                 if field:
                     errors = {field: message}
                 else:
@@ -521,6 +554,10 @@ class LedgerPages(Controller):
             query_params={"fund": data.fund_id, "approved": str(version.version)},
             status_code=303,
         )
+
+
+def _row_number(value: object) -> int:
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
 
 
 class RulesApproveForm(msgspec.Struct):

@@ -17,10 +17,10 @@ from litestar.params import QueryParameter
 from exchange.web.forms import parse_money, request_hash
 from exchange.web.i18n import gettext as _
 from exchange.web.schemas import Body
-from ledger.disbursements import NIGHTS_MAX, NewDisbursement
+from ledger.disbursements import ITEMS_MAX, NIGHTS_MAX, NewDisbursement, NewItem
 from ledger.errors import Invalid
 from ledger.journal import EntryView
-from ledger.models import CATEGORIES, Approval, Disbursement, Payment
+from ledger.models import CATEGORIES, Approval, Disbursement, DisbursementItem, Payment
 from ledger.rules import counts_nights
 from ledger.verify import FundAudit
 
@@ -44,18 +44,61 @@ class DepositRequest(Body):
     note: str = ""
 
 
-class DisbursementRequest(Body):
-    fund_id: str
-    case_code: str
+class ItemIn(Body):
+    """One item of a request (API.md: `items: [{"category", "amount_cents", "nights"?}]`)."""
+
     category: str
     amount_cents: int
-    currency: str
-    payee: str
     nights: int | None = None
+    payee: str = ""
     note: str = ""
 
+
+class DisbursementRequest(Body):
+    """One item told by `category`, `amount_cents`, `nights` and `payee` (as before requests had items), or
+    `items`: 1 to 10 items under one case, decided together."""
+
+    fund_id: str
+    case_code: str
+    currency: str
+    category: str | None = None
+    amount_cents: int | None = None
+    payee: str = ""
+    nights: int | None = None
+    note: str = ""
+    items: list[ItemIn] | None = None
+
     def new_disbursement(self) -> NewDisbursement:
-        return NewDisbursement(**msgspec.structs.asdict(self))
+        """The request, or Invalid with the `path` of what is missing or extra (nothing is written)."""
+        if self.items is None:
+            missing = [name for name in ("category", "amount_cents") if getattr(self, name) is None]
+            if missing:
+                raise Invalid(
+                    "items_required",
+                    "Send `items`, or one item as `category` and `amount_cents`.",
+                    path=missing[0],
+                )
+            return NewDisbursement(
+                self.fund_id,
+                self.case_code,
+                str(self.category),
+                int(self.amount_cents or 0),
+                self.payee,
+                currency=self.currency,
+                nights=self.nights,
+                note=self.note,
+            )
+        extra = [name for name in ("category", "amount_cents", "nights") if getattr(self, name) is not None]
+        if extra or self.payee:
+            raise Invalid(
+                "items_and_item",
+                "Send either `items` or one item's `category`, `amount_cents` and `payee`, not both.",
+                path=(extra or ["payee"])[0],
+            )
+        if not 1 <= len(self.items) <= ITEMS_MAX:
+            raise Invalid("invalid_items", f"A request holds 1 to {ITEMS_MAX} items.", path="items")
+        items = tuple(NewItem(i.category, i.amount_cents, i.nights, i.payee, i.note) for i in self.items)
+        return NewDisbursement(self.fund_id, self.case_code, currency=self.currency, note=self.note, items=items)
 
 
 class RejectRequest(Body):
@@ -124,6 +167,14 @@ class PaymentOut(msgspec.Struct):
     created_at: datetime = msgspec.field(name="at")
 
 
+class ItemOut(msgspec.Struct):
+    category: str
+    amount_cents: int
+    nights: int | None
+    payee: str
+    note: str
+
+
 class DisbursementOut(msgspec.Struct):
     id: str
     fund_id: str
@@ -148,9 +199,19 @@ class DisbursementOut(msgspec.Struct):
     rejection_reason: str
     created_at: datetime
     payment: PaymentOut | None = None
+    # The request's items; `category` above is its largest item's, `amount_cents` their total.
+    items: list[ItemOut] = msgspec.field(default_factory=list)
+    # Which item (its position) or the request as a whole (`item` null) each reason came from.
+    decided_by: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
     @classmethod
-    def of(cls, d: Disbursement, approvals: list[Approval], payment: Payment | None = None) -> DisbursementOut:
+    def of(
+        cls,
+        d: Disbursement,
+        approvals: list[Approval],
+        payment: Payment | None = None,
+        items: list[DisbursementItem] | None = None,
+    ) -> DisbursementOut:
         remaining = max(d.approvals_needed - len(approvals), 0) if d.status == "pending_approval" else 0
         return read_out(
             d,
@@ -158,6 +219,8 @@ class DisbursementOut(msgspec.Struct):
             approvals_remaining=remaining,
             approvals=[ApprovalOut(a.approver_id, a.approver_org_id, a.at) for a in approvals],
             payment=read_out(payment, PaymentOut) if payment else None,
+            items=[read_out(i, ItemOut) for i in items or []],
+            decided_by=list(d.decided_by or []),
         )
 
 
@@ -186,74 +249,142 @@ class AuditOut(msgspec.Struct):
 
 
 # The pages' forms: text as typed, parsed by the handler (`parse_money`) or here.
+ITEM_FIELDS = ("category", "amount", "nights", "payee", "note")
+
+
+def item_field(name: str, row: int) -> str:
+    """The form's name of an item's field: the first row keeps the plain names (`amount`), the others carry
+    their row (`amount-1`), so a form of one item reads as before items existed."""
+    return name if row == 0 else f"{name}-{row}"
+
+
+def empty_row() -> dict[str, str]:
+    return dict.fromkeys(ITEM_FIELDS, "")
+
+
 class RequestForm(msgspec.Struct):
     """The request form as typed; every field defaults to empty so a form missing one re-renders with a
-    message beside it instead of a bare 400. `idempotency_key` is generated when the form is rendered."""
+    message beside it instead of a bare 400. `idempotency_key` is generated when the form is rendered.
+    `rows`: the items as typed, in the order shown (1 to ITEMS_MAX)."""
 
     fund_id: str = ""
     case_code: str = ""
-    category: str = ""
-    amount: str = ""
-    payee: str = ""
-    nights: str = ""
-    note: str = ""
     idempotency_key: str = ""
+    rows: list[dict[str, str]] = msgspec.field(default_factory=lambda: [empty_row()])
 
-    def values(self) -> dict[str, str]:
+    @classmethod
+    def read(cls, form: Any) -> RequestForm:
+        """From the posted form (a mapping of names to text): the rows present, renumbered from 0."""
+
+        def text(name: str) -> str:
+            value = form.get(name)
+            return value if isinstance(value, str) else ""
+
+        rows = []
+        for row in range(ITEMS_MAX * 3):  # rows removed in the browser leave gaps in the numbers
+            names = {f: item_field(f, row) for f in ITEM_FIELDS}
+            if row == 0 or any(n in form for n in names.values()):
+                rows.append({f: text(n) for f, n in names.items()})
+            if len(rows) == ITEMS_MAX:
+                break
+        return cls(text("fund_id"), text("case_code"), text("idempotency_key"), rows)
+
+    def values(self) -> dict[str, Any]:
         """What was typed, to fill the form again."""
-        return msgspec.structs.asdict(self)
+        return {
+            "fund_id": self.fund_id,
+            "case_code": self.case_code,
+            "idempotency_key": self.idempotency_key,
+            "rows": [dict(r) for r in self.rows],
+        }
 
     def digest(self) -> str:
         """The request hash stored beside the form's idempotency key (what the request says, not the key)."""
-        body = {k: v.strip() for k, v in self.values().items() if k != "idempotency_key"}
+        body: dict[str, Any] = {"fund_id": self.fund_id.strip(), "case_code": self.case_code.strip()}
+        for row, typed in enumerate(self.rows):
+            body.update({item_field(f, row): v.strip() for f, v in typed.items()})
         return request_hash(body)
+
+    def added(self) -> RequestForm:
+        """The same form with one more empty item (at most ITEMS_MAX)."""
+        rows = [*self.rows, empty_row()] if len(self.rows) < ITEMS_MAX else self.rows
+        return msgspec.structs.replace(self, rows=rows)
+
+    def removed(self, row: int) -> RequestForm:
+        """The same form without item `row` (the first stays: a request has one item at least)."""
+        rows = [r for i, r in enumerate(self.rows) if i != row or row == 0]
+        return msgspec.structs.replace(self, rows=rows)
 
     def parse(self) -> tuple[NewDisbursement | None, dict[str, str]]:
         """The request, or the message for each field that is wrong (in the page's language). Nights typed
-        for a category that has none are an error, never silently dropped."""
+        for a category that has none are an error, never silently dropped. An item left wholly empty (not the
+        first) is no item."""
         errors: dict[str, str] = {}
         if not self.case_code.strip():
             errors["case_code"] = _("Choose a case, or open a new one.")
-        if self.category not in CATEGORIES:
-            errors["category"] = _("Choose what the money is for.")
-        amount_cents = 0
-        if not self.amount.strip():
-            errors["amount"] = _("Write the amount, like 25 or 25.50.")
-        else:
-            try:
-                amount_cents = parse_money(self.amount)
-            except Invalid:
-                errors["amount"] = _("Write the amount in dollars, like 25 or 25.50.")
-            else:
-                if amount_cents <= 0:
-                    errors["amount"] = _("The amount must be more than $0.")
-        nights: int | None = None
-        typed_nights = self.nights.strip()
-        if counts_nights(self.category):
-            if not typed_nights:
-                errors["nights"] = _("A hotel stay needs the number of nights.")
-            elif not typed_nights.isdigit() or not 1 <= int(typed_nights) <= NIGHTS_MAX:
-                errors["nights"] = _("Nights are a whole number from 1 to %(max)d.", max=NIGHTS_MAX)
-            else:
-                nights = int(typed_nights)
-        elif typed_nights and self.category in CATEGORIES:
-            errors["nights"] = _("Only a hotel stay has nights: empty this field or choose Hotel.")
-        if len(self.payee) > 200:
-            errors["payee"] = _("Keep the payee under 200 characters.")
-        if len(self.note) > 1000:
-            errors["note"] = _("Keep the note under 1000 characters.")
+        items: list[NewItem] = []
+        for row, typed in enumerate(self.rows):
+            if row > 0 and not any(v.strip() for v in typed.values()):
+                continue
+            item = _parse_item(typed, row, errors)
+            if item is not None:
+                items.append(item)
         if errors:
             return None, errors
-        new = NewDisbursement(
-            self.fund_id,
-            self.case_code.strip(),
-            self.category,
-            amount_cents,
-            self.payee,
-            nights=nights,
-            note=self.note,
-        )
-        return new, {}
+        if len(items) == 1:
+            # One item: the request as before items existed, its note the request's.
+            only = items[0]
+            new = NewDisbursement(
+                self.fund_id,
+                self.case_code.strip(),
+                only.category,
+                only.amount_cents,
+                only.payee,
+                nights=only.nights,
+                note=only.note,
+            )
+            return new, {}
+        return NewDisbursement(self.fund_id, self.case_code.strip(), items=tuple(items)), {}
+
+
+def _parse_item(typed: dict[str, str], row: int, errors: dict[str, str]) -> NewItem | None:
+    """One row of the form, or None with its messages added to `errors` under the row's field names."""
+    found: dict[str, str] = {}
+    category = typed.get("category", "")
+    if category not in CATEGORIES:
+        found["category"] = _("Choose what the money is for.")
+    amount_cents = 0
+    amount = typed.get("amount", "").strip()
+    if not amount:
+        found["amount"] = _("Write the amount, like 25 or 25.50.")
+    else:
+        try:
+            amount_cents = parse_money(amount)
+        except Invalid:
+            found["amount"] = _("Write the amount in dollars, like 25 or 25.50.")
+        else:
+            if amount_cents <= 0:
+                found["amount"] = _("The amount must be more than $0.")
+    nights: int | None = None
+    typed_nights = typed.get("nights", "").strip()
+    if counts_nights(category):
+        if not typed_nights:
+            found["nights"] = _("A hotel stay needs the number of nights.")
+        elif not typed_nights.isdigit() or not 1 <= int(typed_nights) <= NIGHTS_MAX:
+            found["nights"] = _("Nights are a whole number from 1 to %(max)d.", max=NIGHTS_MAX)
+        else:
+            nights = int(typed_nights)
+    elif typed_nights and category in CATEGORIES:
+        found["nights"] = _("Only a hotel stay has nights: empty this field or choose Hotel.")
+    payee, note = typed.get("payee", ""), typed.get("note", "")
+    if len(payee) > 200:
+        found["payee"] = _("Keep the payee under 200 characters.")
+    if len(note) > 1000:
+        found["note"] = _("Keep the note under 1000 characters.")
+    if found:
+        errors.update({item_field(name, row): message for name, message in found.items()})
+        return None
+    return NewItem(category, amount_cents, nights, payee, note)
 
 
 class RejectForm(msgspec.Struct):

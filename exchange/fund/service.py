@@ -26,14 +26,14 @@ from exchange.home.live import publish_approvals_changed
 from exchange.live.events import Audience, publish
 from exchange.registry import CardIssuerFactory
 from exchange.settings import Settings
-from exchange.web.personal_data import refuse_personal_data, refuse_personal_data_in
+from exchange.web.personal_data import refuse_personal_data
 from ledger import cards, cases, deposits, disbursements, funds, journal, payments, reports, rulesets, verify
 from ledger.deposits import DepositResult
 from ledger.disbursements import LedgerViewer, NewDisbursement, Requester, RequestResult
 from ledger.errors import Conflict, Forbidden, Invalid, NotFound
 from ledger.funds import FundSummary
 from ledger.journal import EntryView
-from ledger.models import Approval, Case, Disbursement, Fund, Payment, RuleSetVersion, Status
+from ledger.models import Approval, Case, Disbursement, DisbursementItem, Fund, Payment, RuleSetVersion, Status
 from ledger.payments import STRIPE_CARD, CardIssuer, PaymentResult
 from ledger.reports import SpendingReport
 from ledger.rules import Approver, RuleDecision, RuleSet, parse_rules
@@ -74,8 +74,18 @@ def card_issuer(settings: Settings, factories: Sequence[CardIssuerFactory]) -> C
     return None
 
 
+def item_summary(item: DisbursementItem) -> dict[str, Any]:
+    return {
+        "category": item.category,
+        "amount_cents": item.amount_cents,
+        "nights": item.nights,
+        "payee": item.payee,
+        "note": item.note,
+    }
+
+
 # A disbursement as the live stream carries it and the pages' status cards and inbox items show it.
-def disbursement_summary(d: Disbursement, approvals: int) -> dict[str, Any]:
+def disbursement_summary(d: Disbursement, approvals: int, items: Sequence[DisbursementItem] = ()) -> dict[str, Any]:
     return {
         "id": d.id,
         "fund_id": d.fund_id,
@@ -94,6 +104,9 @@ def disbursement_summary(d: Disbursement, approvals: int) -> dict[str, Any]:
         "paid_cents": d.paid_cents,
         "rejection_reason": d.rejection_reason,
         "created_at": d.created_at.isoformat(),
+        # Several items are listed; one item is the request itself, told by the fields above.
+        "items": [item_summary(i) for i in items],
+        "decided_by": list(d.decided_by or []),
     }
 
 
@@ -118,6 +131,7 @@ async def summaries(db: AsyncSession, found: Sequence[Disbursement]) -> list[dic
         for o in (await db.execute(select(Organisation).where(Organisation.id.in_(org_ids)))).scalars().all()  # type: ignore[attr-defined]
     }
     totals = await disbursements.case_totals_30d(db, list({d.case_id for d in found}))
+    items = await disbursements.items_of(db, ids)
 
     def name(user_id: str) -> str:
         user = users.get(user_id)
@@ -126,7 +140,7 @@ async def summaries(db: AsyncSession, found: Sequence[Disbursement]) -> list[dic
     result = []
     for d in found:
         mine = approvals.get(d.id, [])
-        summary = disbursement_summary(d, len(mine))
+        summary = disbursement_summary(d, len(mine), items.get(d.id, []))
         summary.update(
             requester_name=name(d.requester_id),
             requester_org=orgs.get(d.requester_org_id, ""),
@@ -294,8 +308,7 @@ class FundService:
     async def request_disbursement(
         self, new: NewDisbursement, *, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> RequestResult:
-        refuse_personal_data_in(payee=new.payee, note=new.note)
-        self.check_amount(new.amount_cents)
+        self.check_request(new)
         result = await disbursements.request_disbursement(
             self.db, new, requester=requester_of(self.user), idempotency_key=idempotency_key, request_hash=request_hash
         )
@@ -305,15 +318,16 @@ class FundService:
 
     async def approval_path(self, new: NewDisbursement) -> RuleDecision:
         """Which approval path the request would take now, and why; writes nothing."""
-        refuse_personal_data_in(payee=new.payee, note=new.note)
-        self.check_amount(new.amount_cents)
+        self.check_request(new)
         return await disbursements.preview_decision(self.db, new, requester=requester_of(self.user))
 
     async def disbursement(self, disbursement_id: str) -> Disbursement:
         return await visible_disbursement(self.db, self.user, disbursement_id)
 
-    async def details(self, d: Disbursement) -> tuple[list[Approval], Payment | None]:
-        return await disbursements.approvals_of(self.db, d.id), await payments.payment_of(self.db, d.id)
+    async def details(self, d: Disbursement) -> tuple[list[Approval], Payment | None, list[DisbursementItem]]:
+        approvals = await disbursements.approvals_of(self.db, d.id)
+        items = (await disbursements.items_of(self.db, [d.id]))[d.id]
+        return approvals, await payments.payment_of(self.db, d.id), items
 
     async def my_requests(self, limit: int = 20) -> list[Disbursement]:
         return await disbursements.list_disbursements(self.db, requester_id=self.user.id, limit=limit)
@@ -384,6 +398,26 @@ class FundService:
         await self.db.rollback()  # no transaction stays open across the Stripe call
         await issuer.cancel_card(stripe_card_id)
         return stripe_card_id
+
+    def check_request(self, new: NewDisbursement) -> None:
+        """No personal data in a payee or a note, no amount above the ceiling: each item's, and the total's.
+        An item's refusal names its `path` (`items[1].payee`)."""
+        if not new.items:
+            refuse_personal_data("payee", new.payee)
+            refuse_personal_data("note", new.note)
+            self.check_amount(new.amount_cents)
+            return
+        refuse_personal_data("note", new.note)
+        for position, item in enumerate(new.items):
+            refuse_personal_data(f"items[{position}].payee", item.payee)
+            refuse_personal_data(f"items[{position}].note", item.note)
+            try:
+                self.check_amount(item.amount_cents)
+            except Invalid as exc:
+                raise Invalid(
+                    exc.code, exc.detail, **exc.extra, path=f"items[{position}].amount_cents", item=position
+                ) from None
+        self.check_amount(sum(i.amount_cents for i in new.items))
 
     def check_amount(self, amount_cents: int | None) -> None:
         """No money field goes above the `max_amount_cents` setting (the API's and the forms' ceiling)."""

@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from ledger.anchor_models import NetworkEvent
@@ -48,48 +49,167 @@ def entry_hash(entry: JournalEntry, currency: str, lines: Sequence[tuple[str, st
     """`lines` are (account code, side, amount_cents) in their stored position order; the fund's currency
     is part of what an amount means, so it is hashed too."""
     return _digest(
-        {
-            "id": entry.id,
-            "fund": entry.fund_id,
-            "seq": entry.seq,
-            "kind": entry.kind,
-            "date": canonical_time(entry.posted_at),
-            "memo": entry.memo,
-            "disbursement": entry.disbursement_id,
-            "currency": currency,
-            "debits": entry.total_debits_cents,
-            "credits": entry.total_credits_cents,
-            "lines": [[account, side, amount] for account, side, amount in lines],
-            "prev": entry.prev_hash,
-        }
+        entry_document(
+            entry.id,
+            entry.fund_id,
+            entry.seq,
+            entry.kind,
+            canonical_time(entry.posted_at),
+            entry.memo,
+            entry.disbursement_id,
+            currency,
+            entry.total_debits_cents,
+            entry.total_credits_cents,
+            lines,
+            entry.prev_hash,
+        )
     )
+
+
+def entry_document(
+    entry_id: str,
+    fund_id: str,
+    seq: int,
+    kind: str,
+    date: str,
+    memo: str,
+    disbursement_id: str | None,
+    currency: str,
+    debits: int,
+    credits: int,
+    lines: Sequence[tuple[str, str, int]],
+    prev_hash: str,
+) -> dict[str, Any]:
+    return {
+        "id": entry_id,
+        "fund": fund_id,
+        "seq": seq,
+        "kind": kind,
+        "date": date,
+        "memo": memo,
+        "disbursement": disbursement_id,
+        "currency": currency,
+        "debits": debits,
+        "credits": credits,
+        "lines": [[account, side, amount] for account, side, amount in lines],
+        "prev": prev_hash,
+    }
+
+
+def fast_canonical_time(value: datetime) -> str:
+    """`canonical_time` of a UTC value, at half the cost (the verifier formats one per entry)."""
+    return value.isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
+
+
+class EntryHasher:
+    """`entry_hash` for many entries of one fund at a fraction of the cost (verifying 100,000 entries is
+    mostly this): the canonical JSON written out in sorted key order without building a dict, and the
+    strings that repeat (fund, currency, kind, account, side) encoded once. `encode_basestring` is the string
+    encoder json.dumps itself uses with ensure_ascii=False, so the bytes are the same; the verifier still
+    falls back to `entry_document` before it calls a link bad, so a difference could cost time, never a
+    verdict."""
+
+    def __init__(self, fund_id: str, currency: str) -> None:
+        self._fund = encode_basestring(fund_id)
+        self._currency = encode_basestring(currency)
+        self._encoded: dict[str, str] = {}
+
+    def _enc(self, text: str) -> str:
+        found = self._encoded.get(text)
+        if found is None:
+            found = self._encoded[text] = encode_basestring(text)
+        return found
+
+    def line_prefix(self, account: str, side: str) -> str:
+        """A line as it appears in the hashed document is `prefix + str(amount) + "]"`:
+        `["assets:cash","debit",100]`."""
+        return f"[{self._enc(account)},{self._enc(side)},"
+
+    def digest(
+        self,
+        entry_id: str,
+        seq: int,
+        kind: str,
+        date: str,
+        memo: str,
+        disbursement_id: str | None,
+        debits: int,
+        credits: int,
+        lines: Sequence[str],
+        prev_hash: str,
+    ) -> str:
+        """`lines` from `line`, in position order; `date` from `fast_canonical_time`."""
+        s = encode_basestring
+        text = (
+            f'{{"credits":{credits},"currency":{self._currency},"date":"{date}","debits":{debits},'
+            f'"disbursement":{"null" if disbursement_id is None else s(disbursement_id)},"fund":{self._fund},'
+            f'"id":{s(entry_id)},"kind":{self._enc(kind)},"lines":[{",".join(lines)}],"memo":{s(memo)},'
+            f'"prev":{s(prev_hash)},"seq":{seq}}}'
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def digest(document: dict[str, Any]) -> str:
+    return _digest(document)
 
 
 def event_hash(event: AuditEvent) -> str:
     return _digest(
-        {
-            "id": event.id,
-            "fund": event.fund_id,
-            "seq": event.seq,
-            "at": canonical_time(event.at),
-            "action": event.action,
-            "actor": event.actor_user_id,
-            "disbursement": event.disbursement_id,
-            "detail": event.detail,
-            "prev": event.prev_hash,
-        }
+        event_document(
+            event.id,
+            event.fund_id,
+            event.seq,
+            event.at,
+            event.action,
+            event.actor_user_id,
+            event.disbursement_id,
+            event.detail,
+            event.prev_hash,
+        )
     )
+
+
+def event_document(
+    event_id: str,
+    fund_id: str,
+    seq: int,
+    at: datetime,
+    action: str,
+    actor_user_id: str | None,
+    disbursement_id: str | None,
+    detail: Any,
+    prev_hash: str,
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "fund": fund_id,
+        "seq": seq,
+        "at": canonical_time(at),
+        "action": action,
+        "actor": actor_user_id,
+        "disbursement": disbursement_id,
+        "detail": detail,
+        "prev": prev_hash,
+    }
 
 
 def network_event_hash(event: NetworkEvent) -> str:
     return _digest(
-        {
-            "id": event.id,
-            "seq": event.seq,
-            "at": canonical_time(event.at),
-            "action": event.action,
-            "actor": event.actor_user_id,
-            "detail": event.detail,
-            "prev": event.prev_hash,
-        }
+        network_event_document(
+            event.id, event.seq, event.at, event.action, event.actor_user_id, event.detail, event.prev_hash
+        )
     )
+
+
+def network_event_document(
+    event_id: str, seq: int, at: datetime, action: str, actor_user_id: str | None, detail: Any, prev_hash: str
+) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "seq": seq,
+        "at": canonical_time(at),
+        "action": action,
+        "actor": actor_user_id,
+        "detail": detail,
+        "prev": prev_hash,
+    }

@@ -12,7 +12,7 @@ from ledger.audit import record_event
 from ledger.errors import Invalid
 from ledger.funds import lock_fund
 from ledger.idempotency import end_replay, stored_for_key
-from ledger.journal import EntryView, LineSpec, entry_views, post_entry, require_cents
+from ledger.journal import EntryView, LineSpec, entry_views, post_entry, posted_view, require_cents
 from ledger.models import CASH_ACCOUNT, DepositSource, JournalEntry
 
 NOTE_MAX = 500
@@ -48,14 +48,12 @@ async def deposit(
             existing = await _entry_for_key(session, actor_user_id, idempotency_key)
             if existing is not None:
                 return await _replay(session, existing, request_hash)
+        lines = [LineSpec(CASH_ACCOUNT, "debit", amount_cents), LineSpec(f"income:{source}", "credit", amount_cents)]
         entry = await post_entry(
             session,
             fund,
             kind="deposit",
-            lines=[
-                LineSpec(CASH_ACCOUNT, "debit", amount_cents),
-                LineSpec(f"income:{source}", "credit", amount_cents),
-            ],
+            lines=lines,
             memo=f"{source}: {note}" if note else source,
             posted_at=now,
             idempotency_user_id=actor_user_id,
@@ -72,7 +70,7 @@ async def deposit(
         if existing is None:
             raise
         return await _replay(session, existing, request_hash)
-    return DepositResult((await entry_views(session, [entry]))[0], created=True)
+    return DepositResult(posted_view(entry, lines), created=True)  # the lines posted, not read back
 
 
 async def _entry_for_key(session: AsyncSession, user_id: str, key: str) -> JournalEntry | None:

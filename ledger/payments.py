@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.audit import record_event
 from ledger.cards import IssuedCard, attach_card, card_for_disbursement, merchant_categories
-from ledger.disbursements import get_disbursement, lock_disbursement
+from ledger.disbursements import get_disbursement, items_of, lock_disbursement
 from ledger.errors import Conflict, Invalid
 from ledger.idempotency import end_replay, stored_for_key
 from ledger.journal import LineSpec, require_cents
-from ledger.models import CASH_ACCOUNT, Disbursement, Payment, Status
+from ledger.models import CASH_ACCOUNT, Disbursement, DisbursementItem, Payment, Status
 from ledger.pending import post_pending
 from ledger.stripe_models import Card
 from ledger.timeutil import utcnow
@@ -118,15 +118,13 @@ async def pay(
                 "The payment is more than was approved.",
                 approved_cents=approved,
             )
+        items = (await items_of(session, [disbursement.id]))[disbursement.id]
         entry = await post_pending(
             session,
             fund,
             approved,
             kind="payment",
-            lines=[
-                LineSpec(f"expenses:{disbursement.category}", "debit", paid),
-                LineSpec(CASH_ACCOUNT, "credit", paid),
-            ],
+            lines=[*expense_lines(disbursement, items, paid), LineSpec(CASH_ACCOUNT, "credit", paid)],
             memo=f"{disbursement.category} {disbursement.case_code} ({method}{': ' + reference if reference else ''})",
             posted_at=now,
             disbursement_id=disbursement.id,
@@ -149,7 +147,8 @@ async def pay(
         disbursement.committed_cents = 0
         disbursement.paid_at = now
         session.add(disbursement)
-        await session.flush()
+        # No flush of its own: the audit event's flush writes the payment, the request and the fund's two
+        # heads (one UPDATE of the fund row) together; a duplicate payment still fails inside this `try`.
         detail = {"amount_cents": paid, "released_cents": approved - paid, "method": method, "entry": entry.id}
         await record_event(session, fund, "pay", actor_user_id, disbursement.id, detail, now)
         await session.commit()
@@ -163,6 +162,22 @@ async def pay(
         await session.rollback()
         raise
     return PaymentResult(payment, disbursement, created=True)
+
+
+def expense_lines(disbursement: Disbursement, items: list[DisbursementItem], paid: int) -> list[LineSpec]:
+    """One debit per category of the request's items, together `paid`: each category's share of what was
+    approved, in whole cents (the largest remainders take the cents left over), so the entry balances."""
+    by_category: dict[str, int] = {}
+    for item in items or []:
+        by_category[item.category] = by_category.get(item.category, 0) + item.amount_cents
+    if not by_category:
+        by_category = {disbursement.category: disbursement.amount_cents}
+    whole = sum(by_category.values())
+    shares = {c: cents * paid // whole for c, cents in by_category.items()}
+    left = paid - sum(shares.values())
+    for c in sorted(by_category, key=lambda c: (-(by_category[c] * paid % whole), list(by_category).index(c)))[:left]:
+        shares[c] += 1
+    return [LineSpec(f"expenses:{c}", "debit", cents) for c, cents in shares.items() if cents > 0]
 
 
 async def pay_by_card(
@@ -188,6 +203,13 @@ async def pay_by_card(
             approved_cents=disbursement.committed_cents,
         )
     merchant_categories(disbursement.category)  # `other` is refused before anything reaches Stripe
+    kinds = {i.category for i in (await items_of(session, [disbursement.id]))[disbursement.id]}
+    if len(kinds) > 1:
+        # A card is limited to one category's merchants, and its captures post to that category's account.
+        raise Invalid(
+            "no_card_for_several_categories",
+            "A card pays for one kind of expense; this request has several: record a manual payment.",
+        )
     issued = await issuer.issue_card(session, disbursement, limit)
     await session.rollback()
     try:

@@ -74,10 +74,16 @@ async def post_pending(
     posted_at: datetime,
     disbursement_id: str,
 ) -> JournalEntry:
-    """Post a pending transfer as `lines` (the amount actually paid, which may be less): void all
-    `pending_cents` first, then post, so the balance row's CHECK (balance >= committed) holds after every
-    statement, not only at commit."""
-    await void_pending(session, fund.id, pending_cents)
+    """Post a pending transfer as `lines` (the amount actually paid, which may be less), voiding all
+    `pending_cents` in the statement that moves the balances, so the balance row's CHECK (balance >=
+    committed) holds after it, and a pending transfer that is not there is refused (`commitment_mismatch`)."""
     return await post_entry(
-        session, fund, kind=kind, lines=lines, memo=memo, posted_at=posted_at, disbursement_id=disbursement_id
+        session,
+        fund,
+        kind=kind,
+        lines=lines,
+        memo=memo,
+        posted_at=posted_at,
+        disbursement_id=disbursement_id,
+        release_cents=pending_cents,
     )

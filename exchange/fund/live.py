@@ -48,9 +48,7 @@ def inbox_view(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "created": datetime.fromisoformat(d["created_at"])}
 
 
-def _inbox_part(
-    socket: WebSocket, ctx: BoardContext, change: str, d: dict[str, Any], page: str | None, by: str | None = None
-) -> str:
+def _inbox_part(socket: WebSocket, ctx: BoardContext, change: str, d: dict[str, Any], page: str | None) -> str:
     me, now, d = ctx.viewer.user_id, utcnow(), inbox_view(d)
     if change == "created":
         # Legacy sockets (no page) only ever got a waiting request on top of the list.
@@ -62,10 +60,9 @@ def _inbox_part(
         if page == "inbox":
             return ""  # decided at once (refused): in neither list of the page
     if page == "inbox":
-        if by == me:
-            # The approver's own answer moves it on their page; a move sent here too could arrive first and
-            # take the answer's button out of the page before its swaps are applied.
-            return ""
+        # Every inbox of every approver, the decider's other tabs and the deciding tab included: the move is the
+        # same whoever applies it first, and a tab whose answer is still on its way applies the move after it
+        # (exchange/web/static/app.js holds a message back while a request is in flight inside its target).
         # A decided request leaves "waiting": approved ones go on top of "approved, not yet paid".
         template = "ledger/fragments/inbox_moved.html"
         return _render(socket, template, ctx.locale, event=d, me=me, now=now, into=moved_into(d["status"]))
@@ -86,7 +83,7 @@ def render_disbursement(event: Event, ctx: BoardContext, socket: WebSocket) -> s
         if is_requester:
             parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True, actions=True))
     elif page == "inbox" and is_approver:
-        parts.append(_inbox_part(socket, ctx, change, d, page, payload.get("by")))
+        parts.append(_inbox_part(socket, ctx, change, d, page))
     elif page == "request" and is_requester and change != "created":
         parts.append(_render(socket, "ledger/fragments/status.html", ctx.locale, d=d, oob=True, actions=False))
     elif page == "status" and socket.query_params.get("request") == d["id"] and (is_approver or is_requester):

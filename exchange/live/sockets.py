@@ -8,7 +8,6 @@ live-status fragment): a change made after a client has read it reaches that cli
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,7 +21,7 @@ from beds.models import Facility
 from beds.visibility import Viewer
 from exchange.accounts.models import User
 from exchange.live.events import SESSION_END, Event
-from exchange.live.hub import Deliver, LiveHub
+from exchange.live.hub import SESSION_ENDED, Close, LiveHub, Select
 from exchange.web import i18n
 from exchange.web.auth import session_key, viewer_for
 
@@ -79,43 +78,32 @@ def _ends(event: Event, user_id: str, token_id: str | None, session: str | None)
     return not (payload.get("session") and payload["session"] != session)
 
 
-async def _serve(socket: WebSocket, channels: ChannelsPlugin, deliver_to_client: Deliver, hello: str) -> None:
-    """Register the connection with the process's hub until the client leaves, or its right to listen ends."""
+async def _serve(socket: WebSocket, channels: ChannelsPlugin, message_of: Select, hello: str) -> None:
+    """Register the connection with the process's hub until the client leaves, or its right to listen ends.
+
+    The hub calls `message_of` for every event and writes what it returns, or queues it for this connection's own
+    task when the socket cannot take it yet: this socket falling behind delays no other (exchange/live/hub.py)."""
     hub: LiveHub = socket.app.state.live_hub
     await hub.start(channels)
-    key = id(socket)
-    greeted = asyncio.Event()
     user: User = socket.scope["user"]
     token_id = socket.scope.get("state", {}).get("token_id") if socket.scope.get("auth") == "token" else None
     session = None if token_id else session_key(socket)
 
-    async def deliver(event: Event) -> None:
+    def select_for_user(event: Event) -> str | Close | None:
         if event.kind == SESSION_END:
-            if _ends(event, user.id, token_id, session):
-                hub.remove(key)
-                await socket.close(code=4401, reason="session ended")
-            return
-        await deliver_to_client(event)
+            return Close(SESSION_ENDED, "session ended") if _ends(event, user.id, token_id, session) else None
+        return message_of(event)
 
-    async def deliver_after_hello(event: Event) -> None:
-        # An event published while the hello is on its way waits for it: the hello is always the first message.
-        await greeted.wait()
-        await deliver(event)
-
-    hub.add(key, deliver_after_hello)
+    # The hello is the first message, sent as the connection is registered: once the client has read it, it misses
+    # no change.
+    connection = hub.connect(socket, select_for_user, hello)
     try:
-        try:
-            # Sent once the connection is registered: from here on, the client misses no change.
-            await socket.send_text(hello)
-        finally:
-            greeted.set()
-        hub.add(key, deliver)  # the wait is needed only until the hello is out
         while True:
             await socket.receive_data(mode="text")  # only to notice the client leaving
-    except CLIENT_GONE:  # left before, during or after the hello: a normal disconnect, not an error
+    except CLIENT_GONE:  # left before, during or after the hello, or closed by the hub: a normal end
         return
     finally:
-        hub.remove(key)
+        await hub.disconnect(connection)
 
 
 @websocket("/api/v1/stream")
@@ -127,11 +115,12 @@ async def json_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
     # What only tells a page to read its navigation again (EVERY_PAGE) is not part of the API's stream.
     pages_only = {kind for kind, view in socket.app.state.registry.view_of_kind.items() if view in EVERY_PAGE}
 
-    async def deliver(event: Event) -> None:
+    def payload_of(event: Event) -> str | None:
         if event.kind not in pages_only and event.audience.admits(viewer):
-            await socket.send_text(event.payload_json)
+            return event.payload_json
+        return None
 
-    await _serve(socket, channels, deliver, READY_FRAME)
+    await _serve(socket, channels, payload_of, READY_FRAME)
 
 
 @dataclass(frozen=True)
@@ -161,16 +150,14 @@ async def board_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
 
     registry = socket.app.state.registry
 
-    async def deliver(event: Event) -> None:
+    def fragment_of(event: Event) -> str | None:
         renderer = registry.fragment_renderers.get(event.kind)
         if renderer is None or not event.audience.admits(ctx.viewer):
-            return
+            return None
         if views and registry.view_of_kind.get(event.kind) not in views | EVERY_PAGE:
-            return
-        html = renderer(event, ctx, socket)
-        if html:
-            await socket.send_text(html)
+            return None
+        return renderer(event, ctx, socket) or None
 
     i18n.set_locale(ctx.locale)
     hello = socket.app.template_engine.engine.get_template("fragments/live_status.html").render()  # type: ignore[union-attr]
-    await _serve(socket, channels, deliver, hello)
+    await _serve(socket, channels, fragment_of, hello)

@@ -49,7 +49,9 @@
     var elt = detail.elt;
     var config = detail.requestConfig || {};
     return function () {
-      if (elt && elt.isConnected && window.htmx && config.verb && config.path) {
+      if (elt && elt.id === "live-refresh") {
+        refreshLiveParts();
+      } else if (elt && elt.isConnected && window.htmx && config.verb && config.path) {
         window.htmx.ajax(config.verb.toUpperCase(), config.path, { source: elt });
       } else {
         window.location.reload();
@@ -132,21 +134,221 @@
     }
   }
 
-  // What a page marks `data-refresh-on-reconnect` (an element with an id) is fetched again from the page's
-  // address, so anything missed while the socket was closed is shown as it is now. The element holding the
-  // socket (`ws-connect`) must not be inside one: replacing it would close and reopen the socket.
-  function refreshLiveParts() {
-    if (!window.htmx) return;
-    var parts = document.querySelectorAll("[data-refresh-on-reconnect][id]");
-    parts.forEach(function (part) {
-      window.htmx.ajax("GET", window.location.pathname + window.location.search, {
-        source: part,
-        target: "#" + part.id,
-        select: "#" + part.id,
-        swap: "outerHTML",
-      });
+  // --- Catching up: after the socket was interrupted, the page reads its live parts again ------------------
+  //
+  // What a page marks `data-refresh-on-reconnect` (an element with an id) is read again from the page's address,
+  // all parts in one request (htmx's, so HX-Request is sent and a failure is said like any other). A part the
+  // answer holds by its id is replaced by it; a part marked `data-refresh-on-reconnect="inner"` whose answer is its
+  // content alone (the board answers htmx with its list's block) gets that content. The element holding the socket
+  // (`ws-connect`) must not be inside a part: replacing it would close and reopen the socket. Sections the reader
+  // had opened or closed stay so (a city opened again loads its cards again), and a tap waiting for its answer
+  // inside a part is let finish first.
+
+  var POLL_MS = 50;
+  var GIVE_UP_MS = 15000;
+
+  function holder() {
+    // The request is sent from an element that stays in the page: htmx drops the answer of a request whose
+    // element was replaced meanwhile.
+    var existing = document.getElementById("live-refresh");
+    if (existing) return existing;
+    var span = document.createElement("span");
+    span.id = "live-refresh";
+    span.hidden = true;
+    document.body.appendChild(span);
+    return span;
+  }
+
+  function busyInside(elements) {
+    return elements.some(function (element) {
+      return element.isConnected && (element.matches(".htmx-request") || element.querySelector(".htmx-request"));
     });
   }
+
+  // Runs `then` once no request is in flight inside `elements`, or after a long while whatever happened (then
+  // `then(true)`).
+  function whenIdle(elements, then) {
+    var started = Date.now();
+    (function check() {
+      if (!busyInside(elements)) {
+        then(false);
+      } else if (Date.now() - started > GIVE_UP_MS) {
+        then(true);
+      } else {
+        window.setTimeout(check, POLL_MS);
+      }
+    })();
+  }
+
+  function sectionsOf(part) {
+    var state = {};
+    part.querySelectorAll("details[id]").forEach(function (section) {
+      state[section.id] = section.open;
+    });
+    return state;
+  }
+
+  function restoreSections(state) {
+    Object.keys(state).forEach(function (id) {
+      var section = document.getElementById(id);
+      if (section && section.tagName === "DETAILS" && section.open !== state[id]) section.open = state[id];
+    });
+  }
+
+  // What the person typed in a part (a reason being written) is put back into the same field of the new part:
+  // the same form (by its action) and the same name.
+  function fieldKey(field) {
+    return (field.form ? field.form.getAttribute("action") : "") + "|" + field.name;
+  }
+
+  function typedIn(part) {
+    var typed = {};
+    part.querySelectorAll("input[name], textarea[name]").forEach(function (field) {
+      if (field.type === "hidden" || field.type === "checkbox" || field.type === "radio") return;
+      if (field.value !== field.defaultValue) typed[fieldKey(field)] = field.value;
+    });
+    return typed;
+  }
+
+  function restoreTyped(typed) {
+    var keys = Object.keys(typed);
+    if (!keys.length) return;
+    document.querySelectorAll("input[name], textarea[name]").forEach(function (field) {
+      var key = fieldKey(field);
+      if (Object.prototype.hasOwnProperty.call(typed, key)) field.value = typed[key];
+    });
+  }
+
+  function applyRefresh(parts, html) {
+    var answer = new DOMParser().parseFromString(html, "text/html");
+    parts.forEach(function (part) {
+      delete part.dataset.refreshing;
+      if (!part.isConnected) return;
+      var sections = sectionsOf(part);
+      var typed = typedIn(part);
+      var fresh = answer.getElementById(part.id);
+      if (fresh) {
+        window.htmx.swap(part, fresh.outerHTML, { swapStyle: "outerHTML" });
+      } else if (part.dataset.refreshOnReconnect === "inner") {
+        window.htmx.swap(part, html, { swapStyle: "innerHTML" });
+      } else {
+        return;
+      }
+      restoreSections(sections);
+      restoreTyped(typed);
+    });
+    flushDeferred();
+  }
+
+  var refreshing = false;
+
+  function refreshLiveParts() {
+    if (!window.htmx || refreshing) return;
+    var parts = Array.prototype.slice.call(document.querySelectorAll("[data-refresh-on-reconnect][id]"));
+    if (!parts.length) return;
+    refreshing = true;
+    // From here, socket messages for these parts wait for the answer (deferMessage below): the answer may have
+    // been read before them.
+    parts.forEach(function (part) {
+      part.dataset.refreshing = "1";
+    });
+    whenIdle(parts, function () {
+      window.htmx
+        .ajax("GET", window.location.pathname + window.location.search, {
+          source: holder(),
+          swap: "none",
+          handler: function (elt, info) {
+            var xhr = info.xhr;
+            if (xhr.status >= 200 && xhr.status < 300) {
+              applyRefresh(parts, xhr.responseText || "");
+            } else {
+              showMessage(failureText(xhr), refreshLiveParts);
+            }
+          },
+        })
+        .catch(function () {})
+        .finally(function () {
+          refreshing = false;
+          parts.forEach(function (part) {
+            delete part.dataset.refreshing;
+          });
+          flushDeferred();
+        });
+    });
+  }
+
+  // --- Socket messages that would land where an answer is awaited wait for it ---------------------------------
+  //
+  // A message whose swap targets an element with a request in flight inside it (an approver's "Approve" in the
+  // inbox item the message moves, a part being read again) is applied after that request's answer: replacing the
+  // element first would make htmx drop the answer, and an answer read before the message must not undo it. Later
+  // messages wait behind it, so they are applied in the order they came.
+
+  var deferred = [];
+  var waitingOn = [];
+
+  function targetsOf(message) {
+    var template = document.createElement("template");
+    template.innerHTML = message;
+    var targets = [];
+    Array.prototype.forEach.call(template.content.children, function (child) {
+      var how = child.getAttribute("hx-swap-oob") || "true";
+      var colon = how.indexOf(":");
+      var selector = colon > 0 ? how.slice(colon + 1) : child.id ? "#" + CSS.escape(child.id) : "";
+      if (!selector) return;
+      try {
+        document.querySelectorAll(selector).forEach(function (target) {
+          targets.push(target);
+        });
+      } catch (e) {
+        // a selector this page cannot read: htmx will say so when it swaps
+      }
+    });
+    return targets;
+  }
+
+  function awaited(targets) {
+    return targets.filter(function (target) {
+      return (
+        target.closest("[data-refreshing]") || target.matches(".htmx-request") || target.querySelector(".htmx-request")
+      );
+    });
+  }
+
+  // `force`: a request has been awaited too long; what waited is applied anyway.
+  function flushDeferred(force) {
+    if (!deferred.length || refreshing) return;
+    if (!force && busyInside(waitingOn)) return;
+    var messages = deferred;
+    deferred = [];
+    waitingOn = [];
+    messages.forEach(function (message) {
+      var busy = force ? [] : awaited(targetsOf(message));
+      if (busy.length || deferred.length) {
+        deferMessage(message, busy);
+      } else {
+        window.htmx.swap(document.body, message, { swapStyle: "none" });
+      }
+    });
+  }
+
+  function deferMessage(message, busy) {
+    deferred.push(message);
+    waitingOn = waitingOn.concat(busy);
+    whenIdle(waitingOn, function (gaveUp) {
+      flushDeferred(gaveUp);
+    });
+  }
+
+  document.addEventListener("htmx:wsBeforeMessage", function (evt) {
+    var message = evt.detail.message;
+    if (typeof message !== "string" || !window.htmx) return;
+    var busy = deferred.length ? [] : awaited(targetsOf(message));
+    if (deferred.length || busy.length) {
+      evt.preventDefault();
+      deferMessage(message, busy);
+    }
+  });
 
   document.addEventListener("htmx:wsClose", function () {
     socketOpen = false;

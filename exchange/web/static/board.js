@@ -27,7 +27,8 @@
   // and its word of what happened) is kept rather than replaced by the same counts without them, and an older
   // version arriving late never overwrites a newer one. While a tap in the row waits for its answer, the row is
   // left alone too (replacing it would leave the answer nowhere to go); a newer row that came meanwhile is put in
-  // place after the answer if the answer is older.
+  // place after the answer if the answer is older. (app.js already holds back a socket message whose target has a
+  // request in flight; this covers a tap still unanswered when app.js stops waiting.)
   var waiting = {};
 
   function versionOf(row) {

@@ -10,8 +10,11 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from beds.answering import answering_now
+from beds.answering_models import FacilityAnswering
 from beds.errors import Invalid, NotFound
-from beds.holds_models import ACTIVE_STATUSES, Hold, Operation
+from beds.fit import profile_fits, speaks, valid_language
+from beds.holds_models import ACTIVE_STATUSES, Agreement, Hold, Operation
 from beds.models import BedPool, Facility, FacilityKind, PoolChange, Profile
 from beds.places import city_key
 from beds.pools import FREE
@@ -26,6 +29,10 @@ CRITERIA: dict[str, ColumnElement[bool]] = {
     "accessible": Facility.accessible.is_(True),  # type: ignore[attr-defined]
     "children_accompanied": Facility.children_accompanied.is_(True),  # type: ignore[attr-defined]
     "heightened_security": Facility.security_level.in_(["heightened", "high"]),  # type: ignore[attr-defined]
+    "indigenous_led": Facility.indigenous_led.is_(True),  # type: ignore[attr-defined]
+    "culturally_specific": Facility.culturally_specific.is_(True) | Facility.indigenous_led.is_(True),  # type: ignore[attr-defined]
+    # Said when it answers; list_facilities keeps those whose hours cover now (beds/answering.py).
+    "answers_now": Facility.id.in_(select(FacilityAnswering.facility_id)),  # type: ignore[attr-defined]
 }
 
 
@@ -37,10 +44,13 @@ class BoardFilter:
     kind: str | None = None
     criteria: frozenset[str] = field(default_factory=frozenset)
     min_free: int = 0
+    language: str | None = None  # a language the facility's staff speak (beds/fit.py)
 
     def __post_init__(self) -> None:
         if self.min_free < 0:
             raise Invalid("invalid_filter", "min_free cannot be negative.")
+        if self.language and not valid_language(self.language):
+            raise Invalid("invalid_filter", "A language is a code of two or three lowercase letters, e.g. fr.")
         if self.kind and self.kind not in FacilityKind.__members__.values():
             # PostgreSQL refuses an unknown enum value with an error: a filter names a known kind or none.
             raise Invalid("invalid_filter", "Unknown facility kind.")
@@ -50,7 +60,7 @@ class BoardFilter:
 
     def as_query(self) -> dict[str, str | list[str]]:
         query: dict[str, str | list[str]] = {}
-        for name in ("province", "city", "profile", "kind"):
+        for name in ("province", "city", "profile", "kind", "language"):
             value = getattr(self, name)
             if value:
                 query[name] = value
@@ -111,6 +121,11 @@ async def list_facilities(
         # thousand facilities at most, and a key costs a microsecond.
         wanted = city_key(board_filter.city)
         facilities = [f for f in facilities if city_key(f.city) == wanted]
+    if board_filter.language:
+        facilities = [f for f in facilities if speaks(f, board_filter.language)]
+    if "answers_now" in board_filter.criteria:
+        answering = await answering_now(session, [f.id for f in facilities], utcnow())
+        facilities = [f for f in facilities if f.id in answering]
     if not facilities:
         return []
     pool_stmt = select(*BedPool.__table__.c, FREE.label("free")).order_by(BedPool.facility_id, BedPool.profile)
@@ -124,7 +139,8 @@ async def list_facilities(
     for facility in facilities:
         pools = pools_by_facility.get(facility.id, [])
         if board_filter.profile:
-            pools = [p for p in pools if p.profile in (board_filter.profile, "any")]
+            # The planner's own rule: an 18+ facility's "any" beds are not youth beds.
+            pools = [p for p in pools if profile_fits(facility, p.profile, board_filter.profile)]
             if not pools:
                 continue
         if board_filter.min_free and sum(p.free for p in pools) < board_filter.min_free:
@@ -300,14 +316,51 @@ async def pool_history(session: AsyncSession, pool_id: str, limit: int = 50) -> 
     )
 
 
+async def pool_histories(session: AsyncSession, pool_ids: list[str], limit: int = 50) -> dict[str, list[PoolChange]]:
+    """`pool_history` of several pools in one query (a facility's page): each pool's latest `limit` changes."""
+    found: dict[str, list[PoolChange]] = {pool_id: [] for pool_id in pool_ids}
+    if not pool_ids:
+        return found
+    ranked = (
+        select(
+            PoolChange.id,
+            func.row_number()
+            .over(partition_by=PoolChange.pool_id, order_by=PoolChange.id.desc())  # type: ignore[union-attr]
+            .label("rank"),
+        )
+        .where(PoolChange.pool_id.in_(pool_ids))  # type: ignore[attr-defined]
+        .subquery()
+    )
+    rows = await session.execute(
+        select(PoolChange)
+        .join(ranked, ranked.c.id == PoolChange.id)
+        .where(ranked.c.rank <= limit)
+        .order_by(PoolChange.id.desc())  # type: ignore[union-attr]
+    )
+    for change in rows.scalars():
+        found[change.pool_id].append(change)
+    return found
+
+
 # Police holds and who may see them (DESIGN.md, Visibility): an account that is not party to a police hold sees its
 # beds only as "not free", so a bulk allocation does not show as a jump in held beds before an operation. The
 # parties are the police service that holds them, the facility's own organisation and the coordinators.
 
 
+class KeptFor(NamedTuple):
+    """Unused beds a standing agreement keeps for one partner organisation (`name` filled in by the shell)."""
+
+    organisation_id: str
+    beds: int
+    name: str = ""
+
+
 class PoolView(NamedTuple):
-    """A pool as an account not party to some of its police holds sees it: those beds are not in `held` but in
-    `out_of_service` (beds not free for a reason it is not told), so the counts still add up to capacity."""
+    """A pool as one account sees it. Police-held beds it is not party to are not in `held` but in
+    `out_of_service` (beds not free for a reason it is not told), and so are the beds kept for partners it may
+    not know of; `kept_for` names the kept beds it may see (the partner its own, the facility's organisation and
+    coordinators every partner's). The counts still add up to capacity: occupied + out_of_service + held + kept
+    + free."""
 
     id: str
     facility_id: str
@@ -319,6 +372,41 @@ class PoolView(NamedTuple):
     free: int
     version: int
     updated_at: datetime
+    kept_for: tuple[KeptFor, ...] = ()
+
+    @property
+    def kept(self) -> int:
+        return sum(k.beds for k in self.kept_for)
+
+
+def kept_shown(pool: Any) -> tuple[KeptFor, ...]:
+    """The kept beds a pool as seen shows by partner (a pool not seen through `as_seen` shows none)."""
+    return tuple(getattr(pool, "kept_for", ()))
+
+
+async def kept_unused(session: AsyncSession, pool_ids: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """Unused kept beds by pool and partner organisation: {pool_id: {org_id: beds}}. None is every pool."""
+    unused = Agreement.beds - Agreement.beds_in_use - Agreement.beds_lent
+    stmt = select(Agreement.pool_id, Agreement.partner_org_id, unused).where(
+        Agreement.active.is_(True),  # type: ignore[attr-defined]
+        Agreement.partner_org_id.is_not(None),  # type: ignore[union-attr]
+        unused > 0,
+    )
+    if pool_ids is not None:
+        if not pool_ids:
+            return {}
+        stmt = stmt.where(Agreement.pool_id.in_(pool_ids))  # type: ignore[attr-defined]
+    kept: dict[str, dict[str, int]] = {}
+    for pool_id, org_id, beds in (await session.execute(stmt)).all():
+        kept.setdefault(pool_id, {})[str(org_id)] = int(beds)
+    return kept
+
+
+def kept_seen(by_org: dict[str, int], *, viewer_org: str, facility_org: str, sees_all: bool) -> tuple[KeptFor, ...]:
+    """The pool's kept beds this viewer may see by partner: all of them for the facility's organisation and the
+    coordinators, a partner only its own."""
+    shown = by_org if sees_all or viewer_org == facility_org else {o: b for o, b in by_org.items() if o == viewer_org}
+    return tuple(KeptFor(org, beds) for org, beds in sorted(shown.items()))
 
 
 async def police_held(session: AsyncSession, pool_ids: list[str] | None = None) -> dict[str, dict[str, int]]:
@@ -346,10 +434,12 @@ def hidden_beds(by_org: dict[str, int], *, viewer_org: str, facility_org: str, s
     return sum(beds for org, beds in by_org.items() if org != viewer_org)
 
 
-def as_seen(pool: Any, hidden: int) -> Any:
-    """The pool itself when nothing is hidden, else its `PoolView` with the hidden beds moved out of `held`."""
+def as_seen(pool: Any, hidden: int, kept_for: tuple[KeptFor, ...] = ()) -> Any:
+    """The pool itself when nothing is hidden and nothing kept, else its `PoolView`: the hidden police-held
+    beds moved out of `held`, the kept beds not in `kept_for` into `out_of_service`."""
     hidden = min(hidden, pool.held)
-    if hidden <= 0:
+    kept_hidden = max(pool.kept - pool.kept_in_use - sum(k.beds for k in kept_for), 0)
+    if hidden <= 0 and not kept_for and kept_hidden <= 0:
         return pool
     return PoolView(
         id=pool.id,
@@ -357,22 +447,47 @@ def as_seen(pool: Any, hidden: int) -> Any:
         profile=str(pool.profile),
         capacity=pool.capacity,
         occupied=pool.occupied,
-        out_of_service=pool.out_of_service + hidden,
+        out_of_service=pool.out_of_service + hidden + kept_hidden,
         held=pool.held - hidden,
         free=pool.free,
         version=pool.version,
         updated_at=pool.updated_at,
+        kept_for=kept_for,
     )
+
+
+def with_partner_names(listings: list[FacilityListing], names: dict[str, str]) -> list[FacilityListing]:
+    """The listings with each kept-for partner named (`names`: organisation id -> name, read by the shell)."""
+    if not any(kept_shown(p) for li in listings for p in li.pools):
+        return listings
+    return [
+        FacilityListing(
+            li.facility,
+            [
+                p._replace(kept_for=tuple(k._replace(name=names.get(k.organisation_id, "")) for k in p.kept_for))
+                if kept_shown(p)
+                else p
+                for p in li.pools
+            ],
+            li.stale,
+        )
+        for li in listings
+    ]
+
+
+def partner_ids(listings: list[FacilityListing]) -> set[str]:
+    return {k.organisation_id for li in listings for p in li.pools for k in kept_shown(p)}
 
 
 async def as_seen_by(
     session: AsyncSession, listings: list[FacilityListing], *, organisation_id: str, sees_all: bool
 ) -> list[FacilityListing]:
-    """The listings as this viewer may see them: police-held beds it is not party to count as not free."""
-    if sees_all:
-        return listings
-    held = await police_held(session, [p.id for li in listings for p in li.pools])
-    if not held:
+    """The listings as this viewer may see them: police-held beds it is not party to count as not free, and so
+    do beds kept for a partner other than itself (unless it is the facility's organisation or sees all)."""
+    pool_ids = [p.id for li in listings for p in li.pools]
+    held = {} if sees_all else await police_held(session, pool_ids)
+    kept = await kept_unused(session, [p.id for li in listings for p in li.pools if p.kept > p.kept_in_use])
+    if not held and not kept:
         return listings
     seen = []
     for li in listings:
@@ -381,6 +496,7 @@ async def as_seen_by(
             as_seen(
                 p,
                 hidden_beds(held.get(p.id, {}), viewer_org=organisation_id, facility_org=facility_org, sees_all=False),
+                kept_seen(kept.get(p.id, {}), viewer_org=organisation_id, facility_org=facility_org, sees_all=sees_all),
             )
             for p in li.pools
         ]

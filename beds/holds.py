@@ -5,6 +5,10 @@ status, so two concurrent steps on the same hold cannot both win.
 
 Lock order, everywhere: the hold row, then its pool (bulk allocation: pools sorted by id), then the
 pool's agreement. Nothing locks them the other way round, so concurrent steps cannot deadlock.
+
+A standing agreement's partner draws on the beds kept for it first (beds/agreements.py): its hold's
+`kept_beds` move the pool's `kept_in_use` in the same conditional UPDATE that moves `held`, so kept beds
+never count twice and only the partner's holds can take them.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beds.agreements import return_agreement_beds, take_agreement_beds
+from beds.agreements import NO_DRAW, draw_kept, give_back_kept, lock_pool
 from beds.errors import Conflict, Forbidden, Invalid, NotFound
-from beds.holds_models import ACTIVE_STATUSES, AgreementScope, Hold, HoldIncident, HoldStatus, Operation
+from beds.holds_models import ACTIVE_STATUSES, Agreement, AgreementScope, Hold, HoldIncident, HoldStatus, Operation
 from beds.models import BedPool, Facility
+from beds.placements import open_for_claim
 from beds.pools import move_counts
 from beds.timeutil import utcnow
 from beds.visibility import Viewer
@@ -196,16 +201,25 @@ async def place_hold(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> tuple[Hold, BedPool]:
-    """Take the beds out of the pool's "free" and add their hold, confirmed at once when a standing agreement
-    of the requester's kind covers them. Part of the caller's transaction: the caller commits."""
+    """Take the beds out of the pool and add their hold: first the beds a standing agreement keeps for the
+    requester's organisation (of its kind), then free beds. A hold wholly on kept beds is confirmed at once.
+    Part of the caller's transaction: the caller commits."""
+    draw = NO_DRAW
+    if await _may_keep_for(session, new.pool_id, requester.organisation_id):
+        # The pool's lock first (the lock order), so the agreement's unused beds stay as read until commit.
+        await lock_pool(session, new.pool_id)
+        draw = await draw_kept(session, new.pool_id, new.beds, requester.kind, partner_org_id=requester.organisation_id)
     pool = await move_counts(
-        session, new.pool_id, held=new.beds, actor_user_id=requester.user_id, reason="hold_requested"
+        session,
+        new.pool_id,
+        held=new.beds,
+        kept_in_use=draw.beds,
+        actor_user_id=requester.user_id,
+        reason="hold_requested",
     )
     # Only the agreement's named partner is confirmed at once, and only for a real case or operation: the
     # caller has checked the case (the shell, through ledger.cases) or that the operation is the requester's.
-    agreement_id = await take_agreement_beds(
-        session, new.pool_id, new.beds, requester.kind, partner_org_id=requester.organisation_id
-    )
+    agreement_id = draw.agreement_id if draw.beds == new.beds else None
     hold = Hold(
         pool_id=new.pool_id,
         facility_id=facility.id,
@@ -222,7 +236,8 @@ async def place_hold(
         window_end=operation.window_end if operation else None,
         requested_by=requester.user_id,
         requested_by_org=requester.organisation_id,
-        agreement_id=agreement_id,
+        agreement_id=draw.agreement_id,
+        kept_beds=draw.beds,
         auto_confirmed=agreement_id is not None,
         confirmed_at=now if agreement_id else None,
         respond_by=now + response_window,
@@ -234,6 +249,19 @@ async def place_hold(
     )
     session.add(hold)
     return hold, pool
+
+
+async def _may_keep_for(session: AsyncSession, pool_id: str, organisation_id: str) -> bool:
+    """Whether the pool has an active agreement with this organisation: only then is the pool locked before its
+    UPDATE (the agreement's counts are read under that lock). A plain read; `draw_kept` decides under the lock."""
+    found = await session.execute(
+        select(Agreement.id).where(
+            Agreement.pool_id == pool_id,
+            Agreement.partner_org_id == organisation_id,
+            Agreement.active.is_(True),  # type: ignore[attr-defined]
+        )
+    )
+    return found.first() is not None
 
 
 async def create_hold(
@@ -348,6 +376,10 @@ async def _step(
     pool: BedPool | None = None
     # Confirming keeps the beds held: only the other steps move the pool.
     if to_status != HoldStatus.CONFIRMED.value:
+        if hold.agreement_id and hold.kept_beds:
+            # Pool, then agreement: the kept beds go back before the pool moves, so its refill sees them.
+            await lock_pool(session, hold.pool_id)
+            await give_back_kept(session, hold.agreement_id, hold.kept_beds)
         pool = await move_counts(
             session,
             hold.pool_id,
@@ -356,8 +388,9 @@ async def _step(
             actor_user_id=actor_user_id,
             reason=f"hold_{to_status}",
         )
-        if hold.agreement_id:
-            await return_agreement_beds(session, hold.agreement_id, hold.beds)
+    if to_status == HoldStatus.CLAIMED.value and occupied:
+        # The people arrived: their stays open in the claim's own transaction (beds/placements.py).
+        open_for_claim(session, hold, occupied, actor_user_id=actor_user_id, now=now)
     await session.commit()
     return HoldChange(hold, pool, to_status)
 

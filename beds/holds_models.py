@@ -52,6 +52,9 @@ class Operation(SQLModel, table=True):
     window_start: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     window_end: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     notes: str = ""
+    # At most this many of the operation's people in one facility (None: no limit): victims of one operation
+    # placed together can contaminate evidence or recruit one another (beds/planner.py spreads them).
+    max_per_facility: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     idempotency_user_id: str | None = None
     idempotency_key: str | None = None
@@ -69,22 +72,31 @@ class OperationNeed(SQLModel, table=True):
     operation_id: str = Field(foreign_key="operation.id", index=True)
     profile: str
     count: int
+    # What the group asks of a facility (beds/planner.py): a language its staff speak, all of it in one facility
+    # (a mother and her children), and a preference for Indigenous-led or culturally specific support.
+    language: str = ""
+    keep_together: bool = False
+    prefer_culturally_specific: bool = False
 
 
 class Agreement(SQLModel, table=True):
     """A shelter keeps `beds` of a pool for the holds of one named partner organisation (of `scope`);
     the partner's requests within it are confirmed at once, nobody else's.
 
-    `beds_in_use` counts the beds currently held under the agreement and moves by conditional UPDATE,
-    so two concurrent requests can never both slip under the limit. At most one active agreement per pool
-    and partner: a unique index on the active rows (partial, on SQLite and PostgreSQL alike).
-    Agreements made before partners existed have no partner and confirm nothing.
+    The `beds` are kept: not free to anyone else (the pool's `kept` is the sum over its active agreements).
+    `beds_in_use` counts the kept beds the partner's active holds draw on; `beds_lent` the kept beds its
+    people occupied at a claim that the pool had no free bed to keep again yet (they come back as beds free
+    up: beds/pools.py `refill_kept`). The pool's `kept_in_use` is the sum of both, so kept-unused =
+    `beds - beds_in_use - beds_lent`. They move under the pool's row lock (beds/agreements.py).
+    At most one active agreement per pool and partner: a unique index on the active rows (partial, on
+    SQLite and PostgreSQL alike). Agreements made before partners existed have no partner and confirm nothing.
     """
 
     __tablename__ = "standing_agreement"
     __table_args__ = (
         CheckConstraint("beds > 0", name="agreement_beds_positive"),
         CheckConstraint("beds_in_use >= 0", name="agreement_in_use_nonneg"),
+        CheckConstraint("beds_lent >= 0 AND beds_in_use + beds_lent <= beds", name="agreement_kept_range"),
         CheckConstraint("scope IN ('police', 'case_workers', 'all')", name="agreement_scope_known"),
         Index(
             "uq_agreement_active_pool_partner",
@@ -102,6 +114,7 @@ class Agreement(SQLModel, table=True):
     partner_org_id: str | None = Field(default=None, foreign_key="organisation.id")
     beds: int
     beds_in_use: int = 0
+    beds_lent: int = 0
     scope: str = AgreementScope.ALL.value
     note: str = ""
     active: bool = True
@@ -133,7 +146,11 @@ class Hold(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("beds > 0", name="hold_beds_positive"),
         CheckConstraint(f"status IN ({_STATUS_SQL})", name="hold_status_known"),
-        CheckConstraint("operation_id IS NOT NULL OR case_code IS NOT NULL", name="hold_has_purpose"),
+        # A closed hold may lose its case link after the retention period (beds/placements.py unlink_expired).
+        CheckConstraint(
+            "operation_id IS NOT NULL OR case_code IS NOT NULL OR status NOT IN ('requested', 'confirmed')",
+            name="hold_has_purpose",
+        ),
         CheckConstraint("beds_used IS NULL OR (beds_used >= 0 AND beds_used <= beds)", name="hold_beds_used_range"),
         UniqueConstraint("idempotency_user_id", "idempotency_key", name="uq_hold_idempotency"),
         Index("ix_bed_hold_status_expires", "status", "expires_at"),
@@ -159,6 +176,8 @@ class Hold(SQLModel, table=True):
     requested_by: str = Field(foreign_key="user_account.id")
     requested_by_org: str = Field(foreign_key="organisation.id", index=True)
     agreement_id: str | None = Field(default=None, foreign_key="standing_agreement.id")
+    # How many of the hold's beds are the agreement's kept beds (the rest were free beds).
+    kept_beds: int = 0
     auto_confirmed: bool = False
     respond_by: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     flagged_unanswered: bool = False

@@ -35,6 +35,7 @@ class Profile(StrEnum):
     YOUTH = "youth"
     FAMILY = "family"
     ANY = "any"
+    YOUNG_ADULT = "young_adult"  # 18-25 (beds/fit.py)
 
 
 class SecurityLevel(StrEnum):
@@ -85,6 +86,11 @@ class Facility(SQLModel, table=True):
     accessible: bool = False
     children_accompanied: bool = False
     max_stay_nights: int | None = None
+    # Culturally specific help (beds/fit.py): Indigenous-led, or offering culturally specific support, said in
+    # a short description the board shows.
+    indigenous_led: bool = False
+    culturally_specific: bool = False
+    cultural_support: str = ""
     active: bool = True
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
@@ -106,7 +112,10 @@ class BedPool(SQLModel, table=True):
         CheckConstraint("occupied >= 0", name="occupied_nonneg"),
         CheckConstraint("out_of_service >= 0", name="out_of_service_nonneg"),
         CheckConstraint("held >= 0", name="held_nonneg"),
-        CheckConstraint("occupied + out_of_service + held <= capacity", name="no_overbooking"),
+        CheckConstraint("kept >= 0", name="kept_nonneg"),
+        CheckConstraint("kept_in_use >= 0 AND kept_in_use <= kept", name="kept_in_use_range"),
+        # Kept beds not in use (standing agreements, beds/agreements.py) are not free either.
+        CheckConstraint("occupied + out_of_service + held + kept - kept_in_use <= capacity", name="no_overbooking"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
@@ -116,12 +125,20 @@ class BedPool(SQLModel, table=True):
     occupied: int = 0
     out_of_service: int = 0
     held: int = 0
+    # Beds standing agreements keep (the sum of their K), and how many of them are in use: held by the
+    # partner's holds, or occupied and not yet back (beds/agreements.py). The unused ones are not free.
+    kept: int = 0
+    kept_in_use: int = 0
     version: int = 1
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
     @property
+    def kept_unused(self) -> int:
+        return self.kept - self.kept_in_use
+
+    @property
     def free(self) -> int:
-        return self.capacity - self.occupied - self.out_of_service - self.held
+        return self.capacity - self.occupied - self.out_of_service - self.held - self.kept_unused
 
 
 class PoolChange(SQLModel, table=True):

@@ -3,7 +3,7 @@ all or none by default, or the part of the plan that exists ("place what is avai
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -11,8 +11,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Conflict, Invalid, NotFound
+from beds.fit import valid_language
 from beds.holds import MAX_HOLD_DAYS, HoldLimits, NewHold, Requester, check_limits, detach_and_rollback, place_hold
-from beds.holds_models import ACTIVE_STATUSES, Allocation, Hold, HoldStatus, Operation, OperationNeed
+from beds.holds_models import (
+    ACTIVE_STATUSES,
+    Agreement,
+    AgreementScope,
+    Allocation,
+    Hold,
+    HoldStatus,
+    Operation,
+    OperationNeed,
+)
 from beds.models import PROVINCES, BedPool, Facility, Profile
 from beds.places import same_city
 from beds.planner import Candidate, Need, Plan, PlanOptions, propose, trim
@@ -44,6 +54,8 @@ class NewOperation:
     needs: list[Need]
     city: str = ""
     notes: str = ""
+    # At most this many of its people in one facility; None is no limit.
+    max_per_facility: int | None = None
 
 
 async def _operation_replay(
@@ -78,7 +90,8 @@ async def create_operation(
 
     Errors name what is wrong by code, so a form can put its message beside the field: `invalid_code_name`,
     `invalid_province`, `invalid_window` (with `problem`: `order` or `over`), `invalid_needs`, `invalid_profile`,
-    `too_many_beds` (with `max_beds`)."""
+    `too_many_beds` (with `max_beds`), `invalid_language` (with `profile`), `invalid_max_per_facility`,
+    `group_over_limit` (with `profile`: a group kept together is larger than the limit per facility)."""
     if idempotency_key and (replay := await _operation_replay(session, viewer.user_id, idempotency_key, request_hash)):
         return replay
     code_name, province, needs = new.code_name.strip(), new.province, new.needs
@@ -104,6 +117,25 @@ async def create_operation(
         seen.add(need.profile)
         if need.count <= 0:
             raise Invalid("invalid_needs", "Each need's count must be at least 1.")
+        if need.language and not valid_language(need.language):
+            raise Invalid(
+                "invalid_language",
+                f"Language {need.language!r} is not a language code (two or three lowercase letters, e.g. fr).",
+                profile=need.profile,
+            )
+    cap = new.max_per_facility
+    if cap is not None and not 1 <= cap <= max_beds:
+        raise Invalid(
+            "invalid_max_per_facility", f"The limit of people per facility must be a whole number from 1 to {max_beds}."
+        )
+    for need in needs:
+        if cap is not None and need.keep_together and need.count > cap:
+            raise Invalid(
+                "group_over_limit",
+                f"The {need.profile} group of {need.count} is kept together, but at most {cap} may be in one "
+                "facility: raise the limit or do not keep the group together.",
+                profile=need.profile,
+            )
     total = sum(need.count for need in needs)
     if total > max_beds:
         raise Invalid(
@@ -121,6 +153,7 @@ async def create_operation(
         window_start=window_start,
         window_end=window_end,
         notes=new.notes.strip()[:NOTES_MAX],
+        max_per_facility=new.max_per_facility,
         idempotency_user_id=viewer.user_id if idempotency_key else None,
         idempotency_key=idempotency_key,
         request_hash=request_hash if idempotency_key else None,
@@ -128,7 +161,17 @@ async def create_operation(
     try:
         session.add(operation)
         await session.flush()
-        rows = [OperationNeed(operation_id=operation.id, profile=n.profile, count=n.count) for n in needs]
+        rows = [
+            OperationNeed(
+                operation_id=operation.id,
+                profile=n.profile,
+                count=n.count,
+                language=n.language,
+                keep_together=n.keep_together,
+                prefer_culturally_specific=n.prefer_culturally_specific,
+            )
+            for n in needs
+        ]
         session.add_all(rows)
         await session.commit()
     except IntegrityError:
@@ -158,6 +201,20 @@ async def needs_of(session: AsyncSession, operation_id: str) -> list[OperationNe
             )
         ).scalars()
     )
+
+
+async def needs_by_operation(session: AsyncSession, operation_ids: list[str]) -> dict[str, list[OperationNeed]]:
+    """`needs_of` for a list of operations in one query (the operations list)."""
+    found: dict[str, list[OperationNeed]] = {operation_id: [] for operation_id in operation_ids}
+    if operation_ids:
+        rows = await session.execute(
+            select(OperationNeed)
+            .where(OperationNeed.operation_id.in_(operation_ids))  # type: ignore[attr-defined]
+            .order_by(OperationNeed.id)
+        )
+        for need in rows.scalars():
+            found[need.operation_id].append(need)
+    return found
 
 
 async def operations_for(session: AsyncSession, viewer: Viewer) -> list[Operation]:
@@ -195,8 +252,28 @@ async def remaining_needs(session: AsyncSession, operation_id: str) -> list[Need
     for need in needs:
         left = need.count - covered.get(need.profile, 0)
         if left > 0:
-            out.append(Need(need.profile, left))
+            out.append(Need(need.profile, left, need.language, need.keep_together, need.prefer_culturally_specific))
     return out
+
+
+async def people_by_facility(session: AsyncSession, operation_id: str) -> dict[str, int]:
+    """Beds the operation holds or has claimed, by facility: what its limit per facility counts."""
+    rows = await session.execute(
+        select(Hold.facility_id, func.sum(Hold.beds))
+        .where(
+            Hold.operation_id == operation_id,
+            Hold.status.in_((*ACTIVE_STATUSES, HoldStatus.CLAIMED.value)),  # type: ignore[attr-defined]
+        )
+        .group_by(Hold.facility_id)
+    )
+    return {facility_id: int(beds or 0) for facility_id, beds in rows.all()}
+
+
+def with_operation_limits(operation: Operation, options: PlanOptions) -> PlanOptions:
+    """The plan's options under the operation's own limit per facility: a plan request may ask for a stricter
+    one, never lift it."""
+    limits = [n for n in (operation.max_per_facility, options.max_per_facility) if n is not None]
+    return replace(options, max_per_facility=min(limits) if limits else None)
 
 
 async def _candidates(
@@ -230,16 +307,39 @@ async def _candidates(
         ).scalars()
         by_id = {p.id: p for p in locked}
         candidates = [Candidate(by_id[c.pool.id], c.facility) for c in candidates if c.pool.id in by_id]
-    return [c for c in candidates if c.pool.free > 0]
+    kept = await _kept_for(session, operation.organisation_id, [c.pool.id for c in candidates])
+    candidates = [replace(c, kept_for_us=kept.get(c.pool.id, 0)) for c in candidates]
+    return [c for c in candidates if c.available > 0]
+
+
+async def _kept_for(session: AsyncSession, organisation_id: str, pool_ids: list[str]) -> dict[str, int]:
+    """{pool id: beds its active agreements keep for this organisation's police holds and that are unused}."""
+    if not pool_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(Agreement.pool_id, Agreement.beds - Agreement.beds_in_use - Agreement.beds_lent).where(
+                Agreement.partner_org_id == organisation_id,
+                Agreement.active.is_(True),  # type: ignore[attr-defined]
+                Agreement.scope.in_((AgreementScope.POLICE.value, AgreementScope.ALL.value)),  # type: ignore[attr-defined]
+                Agreement.pool_id.in_(pool_ids),  # type: ignore[attr-defined]
+            )
+        )
+    ).all()
+    return {pool_id: max(0, int(unused)) for pool_id, unused in rows}
 
 
 async def plan_operation(
     session: AsyncSession, viewer: Viewer, operation_id: str, options: PlanOptions
 ) -> tuple[Operation, Plan]:
     operation = await get_operation(session, viewer, operation_id)
+    options = with_operation_limits(operation, options)
     needs = await remaining_needs(session, operation_id)
     candidates = await _candidates(session, operation, options, lock=False)
-    plan = propose(needs, candidates, province=operation.province, city=operation.city, options=options)
+    already = await people_by_facility(session, operation_id)
+    plan = propose(
+        needs, candidates, province=operation.province, city=operation.city, options=options, already=already
+    )
     await detach_and_rollback(session, operation, *(c.pool for c in candidates), *(c.facility for c in candidates))
     return operation, plan
 
@@ -304,10 +404,14 @@ async def allocate(
     if operation.window_end + HOLD_GRACE <= now:
         raise Conflict("invalid_state", "This operation is over; nothing can be allocated for it.")
     limited = False
+    options = with_operation_limits(operation, options)
     try:
         candidates = await _candidates(session, operation, options, lock=True)
         needs = await remaining_needs(session, operation_id)
-        plan = propose(needs, candidates, province=operation.province, city=operation.city, options=options)
+        already = await people_by_facility(session, operation_id)
+        plan = propose(
+            needs, candidates, province=operation.province, city=operation.city, options=options, already=already
+        )
         if plan.missing and not partial:
             await session.rollback()
             missing = [{"profile": m.profile, "count": m.count} for m in plan.missing]

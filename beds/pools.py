@@ -14,10 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Conflict, Invalid, NotFound
+from beds.holds_models import Agreement
 from beds.models import BedPool, Facility, PoolChange, SurgeBeds
 from beds.timeutil import utcnow
 
-FREE = BedPool.capacity - BedPool.occupied - BedPool.out_of_service - BedPool.held
+# Kept beds not in use (standing agreements) are not free: beds/agreements.py.
+FREE = BedPool.capacity - BedPool.occupied - BedPool.out_of_service - BedPool.held - BedPool.kept + BedPool.kept_in_use
 # Surge beds answer an emergency (a cold snap, a mass rescue); beds needed longer are capacity, set as such.
 SURGE_MAX = timedelta(days=14)
 SURGE_MAX_BEDS = 500
@@ -112,6 +114,9 @@ async def replay(session: AsyncSession, idempotency: Idempotency | None) -> Pool
         occupied=change.occupied_after,
         out_of_service=change.out_of_service_after,
         held=change.held_after,
+        # History does not record kept beds: the pool's current ones, so the answer's free beds leave them out.
+        kept=pool.kept,
+        kept_in_use=pool.kept_in_use,
         version=change.version_after or pool.version,
         updated_at=change.at,
     )
@@ -150,6 +155,8 @@ async def move_counts(
     occupied: int = 0,
     out_of_service: int = 0,
     held: int = 0,
+    kept: int = 0,
+    kept_in_use: int = 0,
     actor_user_id: str | None,
     reason: str,
     now: datetime | None = None,
@@ -157,12 +164,14 @@ async def move_counts(
 ) -> BedPool:
     """Apply deltas in one conditional UPDATE so concurrent writers can never overbook.
 
-    The WHERE clause is the invariant; the row lock PostgreSQL takes for the UPDATE (or SQLite's
-    write lock) makes the check and the write one step. Raises Conflict with the current free count.
-    The caller commits. `now` is for history written after the fact (the demo's past reports).
+    The WHERE clause is the invariant (occupied + out of service + held + kept unused <= capacity); the row
+    lock PostgreSQL takes for the UPDATE (or SQLite's write lock) makes the check and the write one step.
+    Raises Conflict with the current free count. The caller commits. `now` is for history written after the
+    fact (the demo's past reports). `kept` / `kept_in_use` move a standing agreement's beds (beds/agreements.py).
+    A change that frees beds first gives back kept beds an agreement lent to a claim (`refill_kept`).
     """
     now = now or utcnow()
-    new_free = FREE + capacity - occupied - out_of_service - held
+    new_free = FREE + capacity - occupied - out_of_service - held - kept + kept_in_use
     stmt = (
         update(BedPool)
         .where(
@@ -172,6 +181,8 @@ async def move_counts(
                 BedPool.occupied + occupied >= 0,
                 BedPool.out_of_service + out_of_service >= 0,
                 BedPool.held + held >= 0,
+                BedPool.kept_in_use + kept_in_use >= 0,
+                BedPool.kept_in_use + kept_in_use <= BedPool.kept + kept,
                 new_free >= 0,
             )
         )
@@ -180,6 +191,8 @@ async def move_counts(
             occupied=BedPool.occupied + occupied,
             out_of_service=BedPool.out_of_service + out_of_service,
             held=BedPool.held + held,
+            kept=BedPool.kept + kept,
+            kept_in_use=BedPool.kept_in_use + kept_in_use,
             version=BedPool.version + 1,
             updated_at=now,
         )
@@ -209,6 +222,50 @@ async def move_counts(
     record_change(session, pool, before, actor_user_id=actor_user_id, reason=reason, idempotency=idempotency)
     if occupied or out_of_service or capacity:
         await _touch_facility(session, pool.facility_id, now)
+    if pool.kept_in_use > 0 and pool.free > 0:
+        pool = await refill_kept(session, pool, now)
+    return pool
+
+
+async def refill_kept(session: AsyncSession, pool: BedPool, now: datetime) -> BedPool:
+    """Free beds go first to agreements whose kept beds a claim left occupied (`beds_lent`), oldest agreement
+    first, until each keeps its K again. Runs under the pool's row lock (the caller's UPDATE took it), so the
+    agreements, locked after their pool as everywhere, cannot move meanwhile; one conditional UPDATE each."""
+    lenders = (
+        await session.execute(
+            select(Agreement)
+            .where(
+                Agreement.pool_id == pool.id,
+                Agreement.active.is_(True),  # type: ignore[attr-defined]
+                Agreement.beds_lent > 0,  # type: ignore[operator]
+            )
+            .order_by(Agreement.created_at, Agreement.id)  # type: ignore[arg-type]
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalars()
+    for agreement in list(lenders):
+        back = min(agreement.beds_lent, pool.free)
+        if back <= 0:
+            break
+        await session.execute(
+            update(Agreement)
+            .where(Agreement.id == agreement.id, Agreement.beds_lent >= back)
+            .values(beds_lent=Agreement.beds_lent - back)
+            .execution_options(synchronize_session=False)
+        )
+        agreement.beds_lent -= back
+        before = Counts.of(pool)
+        pool = (
+            await session.execute(
+                update(BedPool)
+                .where(BedPool.id == pool.id, BedPool.kept_in_use >= back, FREE - back >= 0)
+                .values(kept_in_use=BedPool.kept_in_use - back, version=BedPool.version + 1, updated_at=now)
+                .returning(BedPool)
+                .execution_options(synchronize_session=False, populate_existing=True)
+            )
+        ).scalar_one()
+        record_change(session, pool, before, actor_user_id=None, reason="kept_refilled")
     return pool
 
 
@@ -294,7 +351,7 @@ async def set_counts(
         .where(
             BedPool.id == pool_id,
             BedPool.version == version,
-            BedPool.held + occupied + out_of_service <= capacity,
+            BedPool.held + BedPool.kept - BedPool.kept_in_use + occupied + out_of_service <= capacity,
         )
         .values(
             capacity=capacity,
@@ -314,6 +371,7 @@ async def set_counts(
     if pool is None:
         await session.refresh(current)
         current_version, current_held, current_free = current.version, current.held, current.free
+        current_kept = current.kept_unused
         await session.rollback()
         if current_version != version:
             raise Conflict(
@@ -323,11 +381,14 @@ async def set_counts(
             )
         raise Conflict(
             "insufficient_capacity",
-            f"{current_held} bed(s) are held; occupied + out of service + held cannot exceed capacity.",
+            f"{current_held} bed(s) are held and {current_kept} kept; occupied + out of service + held + kept "
+            "cannot exceed capacity.",
             free=current_free,
         )
     record_change(session, pool, before, actor_user_id=actor_user_id, reason="set")
     await _touch_facility(session, pool.facility_id, now)
+    if pool.kept_in_use > 0 and pool.free > 0:
+        pool = await refill_kept(session, pool, now)
     await session.commit()
     return pool
 

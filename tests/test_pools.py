@@ -37,6 +37,8 @@ async def test_adjust_moves_counts_and_writes_history(client, network, sessionma
         "free",
         "version",
         "updated_at",
+        "kept",
+        "kept_for",
     }
     response = await client.post(
         f"/api/v1/pools/{pool.id}/adjust", json={"occupied_delta": -1, "out_of_service_delta": 1}, headers=staff.headers
@@ -106,6 +108,8 @@ async def test_put_with_stale_version_is_409(client, network, sessionmaker) -> N
         "free": 6,
         "version": 2,
         "updated_at": None,
+        "kept": 0,
+        "kept_for": [],
     }
     stale = await client.put(
         f"/api/v1/pools/{pool.id}",

@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 from litestar.di import Provide
 
-from beds.board import CRITERIA, BoardFilter, FacilityListing
+from beds.board import CRITERIA, BoardFilter, FacilityListing, PoolView, kept_shown
+from beds.fit import valid_language
 from beds.models import BedPool, FacilityKind, PoolChange
 from exchange.web.schemas import Body
 
@@ -26,14 +27,16 @@ class BoardQuery:
     city: str | None = None
     profile: str | None = None
     kind: str | None = None
+    language: str | None = None
 
     def to_filter(self, *, criteria: Iterable[str] = (), min_free: int = 0, lenient: bool = False) -> BoardFilter:
         """The domain's filter. The API refuses an unknown kind or criterion (422); the board page (`lenient`,
         where an old bookmark may carry one) drops it and shows the board without that filter."""
-        kind, wanted = self.kind, frozenset(criteria)
+        kind, wanted, language = self.kind, frozenset(criteria), self.language
         if lenient:
             kind = kind if kind in FacilityKind.__members__.values() else None
             wanted &= CRITERIA.keys()
+            language = language if language and valid_language(language) else None
         return BoardFilter(
             province=self.province,
             city=self.city,
@@ -41,14 +44,19 @@ class BoardQuery:
             kind=kind,
             criteria=wanted,
             min_free=min_free,
+            language=language,
         )
 
 
 def board_query(
-    province: str | None = None, city: str | None = None, profile: str | None = None, kind: str | None = None
+    province: str | None = None,
+    city: str | None = None,
+    profile: str | None = None,
+    kind: str | None = None,
+    language: str | None = None,
 ) -> BoardQuery:
     """Dependency of the board's list handlers; an empty field (a form's "All") is no filter."""
-    return BoardQuery(province or None, city or None, profile or None, kind or None)
+    return BoardQuery(province or None, city or None, profile or None, kind or None, language or None)
 
 
 # The board's list handlers declare this and take `where: BoardQuery`.
@@ -73,6 +81,15 @@ class SurgeRequest(Body):
     reason: str = ""
 
 
+class KeptOut(msgspec.Struct):
+    """Unused beds a standing agreement keeps for one partner: shown to the partner, the facility's organisation
+    and the coordinators only."""
+
+    organisation_id: str
+    name: str
+    beds: int
+
+
 class PoolOut(msgspec.Struct):
     id: str
     profile: str
@@ -83,9 +100,15 @@ class PoolOut(msgspec.Struct):
     free: int
     version: int
     updated_at: datetime
+    # Unused kept beds this caller may know of (others see them in out_of_service: not free), and for whom.
+    kept: int = 0
+    kept_for: list[KeptOut] = msgspec.field(default_factory=list)
 
     @classmethod
     def of(cls, pool: BedPool) -> PoolOut:
+        """From a pool as seen (beds/board.py `as_seen`), or a pool its own staff wrote (every kept bed shown)."""
+        shown = kept_shown(pool)
+        kept = sum(k.beds for k in shown) if isinstance(pool, PoolView) else pool.kept - pool.kept_in_use
         return cls(
             id=pool.id,
             profile=str(pool.profile),
@@ -96,6 +119,8 @@ class PoolOut(msgspec.Struct):
             free=pool.free,
             version=pool.version,
             updated_at=pool.updated_at,
+            kept=kept,
+            kept_for=[KeptOut(k.organisation_id, k.name, k.beds) for k in shown],
         )
 
 
@@ -111,6 +136,9 @@ class Criteria(msgspec.Struct):
     accessible: bool
     children_accompanied: bool
     max_stay_nights: int | None
+    indigenous_led: bool
+    culturally_specific: bool
+    cultural_support: str
 
     @classmethod
     def of(cls, facility: Any) -> Criteria:
@@ -137,6 +165,8 @@ class FacilityOut(msgspec.Struct, omit_defaults=True):
     # Present only where the caller may see them (DESIGN.md, Visibility).
     address: str | None = None
     intake_phone: str | None = None
+    # From the place the caller asked for (`near`), at city precision (beds/geo.py); absent otherwise.
+    distance_km: int | None = None
 
     @classmethod
     def of(cls, listing: FacilityListing, *, with_contact: bool) -> FacilityOut:

@@ -18,6 +18,7 @@ from litestar import Request
 from litestar.channels import ChannelsPlugin
 from litestar.di import Provide
 from litestar.exceptions import PermissionDeniedException
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds import pools
@@ -30,12 +31,15 @@ from beds.board import (
     home_place,
     known_cities,
     list_facilities,
+    partner_ids,
+    with_partner_names,
 )
+from beds.board import pool_histories as histories_of
 from beds.board import pool_history as changes_of
 from beds.facilities import facility_ids_of
 from beds.models import PROVINCES, BedPool, Facility, PoolChange
 from beds.pools import Idempotency
-from beds.reports import DayOccupancy, daily_occupancy
+from beds.reports import DayOccupancy, StayFigures, daily_occupancy, stay_report
 from beds.timeutil import utcnow
 from beds.visibility import may_edit_pool
 from exchange.accounts.models import Organisation, Role, User
@@ -76,6 +80,8 @@ class Occupancy:
     days: list[DayOccupancy]
     network_wide: bool
     province: str | None
+    # Stays ended in the same days: their average length and turnover (counts only).
+    stays: StayFigures | None = None
 
 
 @dataclass
@@ -96,9 +102,16 @@ class BoardService:
 
     async def _as_seen(self, listings: list[FacilityListing]) -> list[FacilityListing]:
         """Police-held beds this user is not party to count as not free (DESIGN.md, Visibility)."""
-        return await as_seen_by(
+        seen = await as_seen_by(
             self.db, listings, organisation_id=self.user.organisation_id, sees_all=self.user.has(Role.COORDINATOR)
         )
+        partners = partner_ids(seen)
+        if not partners:
+            return seen
+        rows = await self.db.execute(
+            select(Organisation.id, Organisation.name).where(Organisation.id.in_(partners))  # type: ignore[attr-defined]
+        )
+        return with_partner_names(seen, {str(i): str(n) for i, n in rows.all()})
 
     async def board(self, board_filter: BoardFilter) -> Board:
         listings = await list_facilities(self.db, board_filter, stale_after=self.settings.stale_after)
@@ -138,7 +151,7 @@ class BoardService:
         can_edit = may_edit_pool(viewer, listing.facility.organisation_id)
         changes, readers = {}, []
         if can_edit and history:
-            changes = {pool.id: await changes_of(self.db, pool.id, limit=history) for pool in listing.pools}
+            changes = await histories_of(self.db, [pool.id for pool in listing.pools], limit=history)
         if can_edit:
             readers = await release_rows(self.db, ReleaseFilter(facility_id=facility_id), limit=READERS_SHOWN)
         return FacilityView(listing, show_contact, can_edit, changes, readers)
@@ -158,7 +171,10 @@ class BoardService:
         if network_wide and not self.user.has(Role.COORDINATOR):
             # A network admin is party to no police hold: held beds read as not free (DESIGN.md, Visibility).
             report = [day.held_as_not_free() for day in report]
-        return Occupancy(report, network_wide, province)
+        stays = await stay_report(
+            self.db, organisation_id=None if network_wide else self.user.organisation_id, province=province, days=days
+        )
+        return Occupancy(report, network_wide, province, stays)
 
     # Changing counts: the facility's own staff only
 

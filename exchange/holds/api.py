@@ -13,6 +13,7 @@ from beds.holds_models import Agreement, Hold, Operation, OperationNeed
 from beds.planner import Plan, PlanOptions
 from beds.visibility import Viewer
 from exchange.accounts.models import Role, User
+from exchange.holds.fit import nearest_first, need_json
 from exchange.holds.live import hold_for_viewer
 from exchange.holds.schemas import (
     AgreementRequest,
@@ -20,6 +21,7 @@ from exchange.holds.schemas import (
     DeclineRequest,
     DeclineRequesterRequest,
     HoldRequest,
+    KeptRequest,
     OperationRequest,
     PlanRequest,
     ReleaseAllRequest,
@@ -58,7 +60,8 @@ def operation_json(
         "window_end": operation.window_end.isoformat(),
         "notes": operation.notes,
         "organisation_id": operation.organisation_id,
-        "needs": [{"profile": n.profile, "count": n.count} for n in needs],
+        "needs": [need_json(n) for n in needs],
+        "max_per_facility": operation.max_per_facility,
         "holds": [hold_for_viewer(h, viewer) for h in holds],
         "created_at": operation.created_at.isoformat(),
     }
@@ -77,7 +80,7 @@ def plan_json(operation: Operation, plan: Plan) -> dict[str, Any]:
     return {
         "operation_id": operation.id,
         "covered": plan.covered,
-        "proposed": [dataclasses.asdict(p) for p in plan.proposals],
+        "proposed": [dataclasses.asdict(p) for p in nearest_first(plan.proposals)],
         "missing": [{"profile": m.profile, "count": m.count} for m in plan.missing],
     }
 
@@ -89,6 +92,8 @@ def agreement_json(agreement: Agreement) -> dict[str, Any]:
         "facility_id": agreement.facility_id,
         "beds": agreement.beds,
         "beds_in_use": agreement.beds_in_use,
+        "beds_lent": agreement.beds_lent,
+        "kept_unused": agreement.beds - agreement.beds_in_use - agreement.beds_lent if agreement.active else 0,
         "partner_org_id": agreement.partner_org_id,
         "scope": agreement.scope,
         "note": agreement.note,
@@ -229,3 +234,9 @@ class AgreementController(Controller):
     @post("/{agreement_id:str}/end", guards=[requires_roles(Role.SHELTER_STAFF)], status_code=200)
     async def end(self, service: HoldService, agreement_id: str) -> dict:
         return agreement_json(await service.end_agreement(agreement_id))
+
+    @post("/{agreement_id:str}/kept", guards=[requires_roles(Role.SHELTER_STAFF)], status_code=200)
+    async def set_kept(self, service: HoldService, agreement_id: str, data: KeptRequest) -> dict:
+        """Keep `beds` from now on: more needs free beds (409 `kept_needs_free_beds`), fewer never goes below
+        the beds the partner's holds use (409 `kept_below_in_use`)."""
+        return agreement_json(await service.set_kept(agreement_id, data.beds))

@@ -15,11 +15,12 @@ from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Controller, Request, Response, get, post
 from litestar.response import Redirect, Template
 
-from beds.errors import BedsError, Invalid
+from beds.errors import BedsError, Invalid, NotFound
 from beds.models import PROVINCES, Profile
 from beds.planner import PlanOptions
 from beds.timeutil import utcnow
 from exchange.accounts.models import Role, User
+from exchange.holds.fit import DISTANCE_CHOICES, MAX_DISTANCE_KM, fit_form_error
 from exchange.holds.schemas import (
     AgreementForm,
     AllocateForm,
@@ -27,6 +28,7 @@ from exchange.holds.schemas import (
     DeclineForm,
     DeclineRequesterForm,
     IncidentForm,
+    KeptPageForm,
     NextForm,
     OperationForm,
     PlanForm,
@@ -46,6 +48,7 @@ from exchange.web.forms import (
     safe_next,
 )
 from exchange.web.i18n import gettext as _
+from exchange.web.i18n import ngettext
 from exchange.web.nav import page_context
 from exchange.web.personal_data import PersonalDataRefused
 
@@ -66,6 +69,8 @@ def _page(request: Request, template: str, block: str, context: dict[str, Any]) 
 # What the operation form says beside a field, in the page's language, for each error the domain names.
 def _operation_form_errors(exc: Exception, data: OperationForm, max_beds: int) -> dict[str, str]:
     code, extra = getattr(exc, "code", ""), getattr(exc, "extra", {}) or {}
+    if (fit := fit_form_error(exc)) is not None:
+        return fit
     if isinstance(exc, PersonalDataRefused):
         return {exc.field: exc.detail}
     if code == "invalid_code_name":
@@ -208,6 +213,8 @@ class OperationPages(Controller):
             now=utcnow(),
             plan=None,
             options=PlanOptions(),
+            distance_choices=DISTANCE_CHOICES,
+            any_distance=MAX_DISTANCE_KM,
             # After a partial allocation: how many beds it placed (the coverage says what is still missing).
             placed=int(placed) if placed and placed.isdigit() else None,
             allocate_error=None,
@@ -402,6 +409,22 @@ class HoldPages(Controller):
         return await self._once(request, service, data.next, service.claim, hold_id, data.beds_used)
 
 
+def _kept_refusal(exc: BedsError) -> str:
+    """The rule a change of K broke, in the page's language, with its numbers."""
+    extra = exc.extra
+    if exc.code == "kept_needs_free_beds":
+        return _(
+            "Only %(free)s bed(s) of this pool are free: keeping more beds needs that many free beds.",
+            free=extra.get("free", 0),
+        )
+    if exc.code == "kept_below_in_use":
+        return _(
+            "The partner's holds use %(in_use)s kept bed(s) now: the agreement cannot keep fewer until they end.",
+            in_use=extra.get("in_use", 0),
+        )
+    return error_text(exc)
+
+
 class AgreementPages(Controller):
     """A shelter's standing agreements."""
 
@@ -447,6 +470,52 @@ class AgreementPages(Controller):
             # The form again, with what was typed and the message beside it.
             context = await self._context(request, service, error=error_text(exc), typed=msgspec.to_builtins(data))
             return Template("agreements.html", context=context, status_code=KIND_STATUS.get(exc.kind, 422))
+        return Redirect(path="/agreements", status_code=303)
+
+    @post("/agreements/{agreement_id:str}/kept", status_code=303)
+    async def set_kept(
+        self,
+        request: Request[User, str, object],
+        service: HoldService,
+        agreement_id: str,
+        data: Annotated[KeptPageForm, FORM],
+    ) -> Redirect | Template:
+        """Change K. Lowering it asks first (the page comes back with the question, with or without JavaScript);
+        the rule's refusals come back beside the agreement's field with what was typed."""
+        current = next((a for a in await service.agreements() if a.id == agreement_id), None)
+        if current is None:
+            raise NotFound("not_found", "No such agreement.")
+        text = data.beds.strip()
+        beds = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else None
+        if beds is None or beds < 1:
+            context = await self._context(
+                request,
+                service,
+                kept_error={
+                    "id": agreement_id,
+                    "text": _("Type a whole number of beds, 1 or more; end the agreement to keep none."),
+                    "typed": data.beds,
+                },
+            )
+            return Template("agreements.html", context=context, status_code=422)
+        if current.active and beds < current.beds and data.confirm != "yes":
+            context = await self._context(
+                request, service, lowering={"id": agreement_id, "beds": beds, "from": current.beds}
+            )
+            return Template("agreements.html", context=context)
+        if not await first_use_of_form(request):
+            return Redirect(path="/agreements", status_code=303)
+        try:
+            await service.set_kept(agreement_id, beds)
+        except BedsError as exc:
+            await forget_form_use(request)
+            if exc.kind in ("forbidden", "not_found"):
+                raise
+            context = await self._context(
+                request, service, kept_error={"id": agreement_id, "text": _kept_refusal(exc), "typed": data.beds}
+            )
+            return Template("agreements.html", context=context, status_code=KIND_STATUS.get(exc.kind, 422))
+        flash(request, ngettext("The agreement now keeps %(num)s bed.", "The agreement now keeps %(num)s beds.", beds))
         return Redirect(path="/agreements", status_code=303)
 
     @post("/agreements/{agreement_id:str}/end", status_code=303)

@@ -10,8 +10,10 @@ from msgspec import Struct
 
 from beds.errors import Invalid
 from beds.holds import NewHold
+from beds.models import Profile
 from beds.operations import NewOperation
 from beds.planner import Need, PlanOptions
+from exchange.holds.fit import FitFields, plan_options
 from exchange.web import localtime
 from exchange.web.schemas import Body
 
@@ -35,9 +37,14 @@ class PlanForm(Struct):
     # plan that exists and says what is still missing. `"partial": true` says the same.
     mode: str = "all_or_none"
     partial: bool = False
+    # API.md: a cap on the distance, and a limit per facility stricter than the operation's own (exchange/holds/fit.py).
+    max_distance_km: int | None = None
+    max_per_facility: int | None = None
 
     def options(self) -> PlanOptions:
-        return PlanOptions(self.allow_other_cities, self.allow_other_provinces)
+        return plan_options(
+            self.allow_other_cities, self.allow_other_provinces, self.max_distance_km, self.max_per_facility
+        )
 
     def is_partial(self) -> bool:
         if self.mode not in ALLOCATION_MODES:
@@ -67,6 +74,24 @@ class AgreementForm(Struct):
 
 class AgreementRequest(AgreementForm, Body):
     """The agreement form's fields, and no other, as a JSON body."""
+
+
+class KeptForm(Struct):
+    """How many beds an agreement keeps from now on (the agreements page's field)."""
+
+    beds: int
+
+
+class KeptRequest(KeptForm, Body):
+    """`POST /api/v1/agreements/{id}/kept`: `{"beds": n}`."""
+
+
+class KeptPageForm(Struct):
+    """The agreements page's change of K: typed text (a wrong entry comes back beside the field), and `confirm`
+    once the person said yes to lowering it."""
+
+    beds: str = ""
+    confirm: str = ""
 
 
 class HoldRequest(Body):
@@ -106,6 +131,11 @@ class ReleaseAllRequest(Body):
 class NeedIn(Body):
     profile: str
     count: int
+    # Placement fit (exchange/holds/fit.py): a language the facility's staff speak, the group in one facility,
+    # a preference for Indigenous-led or culturally specific support.
+    language: str = ""
+    keep_together: bool = False
+    prefer_culturally_specific: bool = False
 
 
 class OperationRequest(Body):
@@ -116,11 +146,21 @@ class OperationRequest(Body):
     needs: list[NeedIn]
     city: str = ""
     notes: str = ""
+    max_per_facility: int | None = None
 
     def new_operation(self) -> NewOperation:
-        needs = [Need(n.profile, n.count) for n in self.needs]
+        needs = [
+            Need(n.profile, n.count, n.language, n.keep_together, n.prefer_culturally_specific) for n in self.needs
+        ]
         return NewOperation(
-            self.code_name, self.province, self.window_start, self.window_end, needs, self.city, self.notes
+            self.code_name,
+            self.province,
+            self.window_start,
+            self.window_end,
+            needs,
+            self.city,
+            self.notes,
+            self.max_per_facility,
         )
 
 
@@ -134,7 +174,7 @@ def parse_count(text: str, field_name: str) -> int:
     return int(text)
 
 
-class OperationForm(Struct):
+class OperationForm(FitFields):
     """Every field a string, so that whatever was typed (a blank count, a missing field) comes back to the form
     with a message beside it instead of failing to parse."""
 
@@ -160,8 +200,8 @@ class OperationForm(Struct):
 
     def new_operation(self) -> NewOperation:
         counts = {
-            profile: parse_count(getattr(self, f"need_{profile}"), f"need_{profile}")
-            for profile in ("women", "men", "youth", "family", "any")
+            profile.value: parse_count(getattr(self, f"need_{profile.value}"), f"need_{profile.value}")
+            for profile in Profile
         }
         return NewOperation(
             code_name=self.code_name,
@@ -169,8 +209,9 @@ class OperationForm(Struct):
             city=self.city,
             window_start=local_time(self.window_start, self.province, "window_start"),
             window_end=local_time(self.window_end, self.province, "window_end"),
-            needs=[Need(profile, count) for profile, count in counts.items() if count > 0],
+            needs=[self.fit_need(profile, count) for profile, count in counts.items() if count > 0],
             notes=self.notes,
+            max_per_facility=self.cap(),
         )
 
 

@@ -155,10 +155,11 @@ class HoldService:
         expired without being written: a list read changes nothing)."""
         operations = await op_ops.operations_for(self.db, self.viewer)
         holds = await op_ops.holds_by_operation(self.db, [o.id for o in operations])
+        needs_of = await op_ops.needs_by_operation(self.db, [o.id for o in operations])
         now = utcnow()
         details = []
         for operation in operations:
-            needs = await op_ops.needs_of(self.db, operation.id)
+            needs = needs_of[operation.id]
             found = holds[operation.id]
             details.append(
                 OperationDetail(operation, needs, found, coverage(needs, found, now), operation_status(operation, now))
@@ -363,6 +364,7 @@ class HoldService:
         )
         detail = {"agreement": agreement.id, "pool": pool_id, "partner": partner_org_id, "beds": beds, "scope": scope}
         await record_network_event(self.db, "agreement_created", self.user.id, detail)  # the hash-chained audit
+        await self._kept_moved(agreement)
         return agreement
 
     async def partners(self) -> list[Organisation]:
@@ -373,7 +375,22 @@ class HoldService:
     async def end_agreement(self, agreement_id: str) -> Agreement:
         agreement = await agreement_ops.end_agreement(self.db, self.viewer, agreement_id)
         await record_network_event(self.db, "agreement_ended", self.user.id, {"agreement": agreement_id})
+        await self._kept_moved(agreement)
         return agreement
+
+    async def set_kept(self, agreement_id: str, beds: int) -> Agreement:
+        """The shelter changes how many beds the agreement keeps (beds/agreements.py `set_kept`)."""
+        agreement = await agreement_ops.set_kept(self.db, self.viewer, agreement_id, beds)
+        detail = {"agreement": agreement_id, "beds": beds}
+        await record_network_event(self.db, "agreement_kept_set", self.user.id, detail)
+        await self._kept_moved(agreement)
+        return agreement
+
+    async def _kept_moved(self, agreement: Agreement) -> None:
+        """Kept beds moved the pool's free beds: every board hears of it."""
+        pool = await self.db.get(BedPool, agreement.pool_id, populate_existing=True)
+        if pool is not None:
+            await publish_pool_views(self.db, self.channels, pool)
 
 
 def provide_hold_service(

@@ -22,12 +22,14 @@ from beds import pools as pool_ops
 from beds.coverage import OperationStatus
 from beds.holds_models import Hold, HoldIncident, HoldStatus
 from beds.models import BedPool, Facility
+from beds.placements_models import FollowUp, Placement
 from beds.timeutil import utcnow
 from exchange.accounts.models import Organisation, Role, User
 from exchange.admin.service import AdminService
 from exchange.fund.service import FundService
 from exchange.holds.service import HoldService, OperationDetail
 from exchange.home.counts import nav_counts
+from exchange.placements.service import PlacementService
 from exchange.registry import CardIssuerFactory, GrantSource
 from exchange.settings import Settings
 from ledger import checkpoints
@@ -81,6 +83,8 @@ class ApproverSection:
 class CaseWorkerSection:
     cases: list[Case]
     requests: list[Disbursement]
+    # Follow-up dates of their cases' ended stays, not yet done (exchange/placements/service.py).
+    follow_ups: list[tuple[FollowUp, Placement]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,9 @@ class HomeService:
     async def case_worker(self) -> Section:
         fund = self._fund()
         cases = (await fund.open_cases())[:CASES_SHOWN]
-        return Section("case_worker", 0, CaseWorkerSection(cases, await fund.my_requests(limit=MY_REQUESTS_SHOWN)))
+        follow_ups = await PlacementService(self.db, self.channels, self.settings, self.user).follow_ups()
+        requests = await fund.my_requests(limit=MY_REQUESTS_SHOWN)
+        return Section("case_worker", 0, CaseWorkerSection(cases, requests, follow_ups))
 
     async def auditor(self) -> Section:
         funds, _chosen = await self._fund().fund_choice(None)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from exchange.demo.environment import DEMO_LEDGER_SIGNING_KEY, DEMO_SECRET_KEY
+from exchange.oncall.push import vapid_pair_matches
 from exchange.settings import Settings
 from ledger.models import Fund
 
@@ -112,6 +113,20 @@ def check_stripe(settings: Settings) -> Finding:
     if settings.stripe_secret_key:
         return _ok("Stripe", "secret key and webhook secret set")
     return _ok("Stripe", "not used (payments are recorded by hand)")
+
+
+def check_push(settings: Settings) -> Finding:
+    if not settings.vapid_public_key and not settings.vapid_private_key:
+        return _ok(
+            "Web Push",
+            "not used (VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY unset): waiting requests are told by e-mail only",
+        )
+    if not (settings.vapid_public_key and settings.vapid_private_key) or not vapid_pair_matches(settings):
+        return _fix(
+            "Web Push",
+            "VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY must be one key pair (base64url, P-256): set both, or neither.",
+        )
+    return _ok("Web Push", f"VAPID keys set, contact {settings.vapid_subject}")
 
 
 def check_ledger_keys(settings: Settings, funds: int | None) -> Finding:
@@ -302,6 +317,6 @@ async def run_checks(
     findings += [check_secret_key(settings, environ), check_base_url(settings, environ), check_debug(settings)]
     database, funds = await check_database(settings, now or (lambda: datetime.now(UTC)))
     findings += database
-    findings += [check_ledger_keys(settings, funds), check_stripe(settings)]
+    findings += [check_ledger_keys(settings, funds), check_stripe(settings), check_push(settings)]
     findings += await asyncio.gather(check_redis(settings), check_smtp(settings))
     return findings

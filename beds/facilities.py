@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.errors import Invalid, NotFound
+from beds.fit import CULTURAL_SUPPORT_MAX
 from beds.models import PROVINCES, BedPool, Facility, FacilityKind, Profile, SecurityLevel
 
 EDITABLE_FIELDS = frozenset(
@@ -32,6 +33,9 @@ EDITABLE_FIELDS = frozenset(
         "accessible",
         "children_accompanied",
         "max_stay_nights",
+        "indigenous_led",
+        "culturally_specific",
+        "cultural_support",
         "active",
     }
 )
@@ -51,6 +55,11 @@ def _validate(fields: dict[str, Any]) -> None:
         raise Invalid("invalid_age", "Minimum age must be between 0 and 120.")
     if age_max is not None and age_min is not None and int(age_max) < int(age_min):
         raise Invalid("invalid_age", "Maximum age is below minimum age.")
+    if len(str(fields.get("cultural_support") or "")) > CULTURAL_SUPPORT_MAX:
+        raise Invalid(
+            "invalid_cultural_support",
+            f"Describe the culturally specific support in {CULTURAL_SUPPORT_MAX} characters at most.",
+        )
 
 
 async def create_facility(session: AsyncSession, *, organisation_id: str, **fields: Any) -> Facility:

@@ -64,6 +64,10 @@ class FacilityEditForm(Struct, kw_only=True):
     asylum_seekers_only: bool = False
     accessible: bool = False
     children_accompanied: bool = False
+    # Culturally specific help (beds/fit.py): the board filters on it, a plan's group may prefer it.
+    indigenous_led: bool = False
+    culturally_specific: bool = False
+    cultural_support: str = ""
     active: bool = False
 
     def fields(self) -> dict[str, object]:

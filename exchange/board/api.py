@@ -6,6 +6,7 @@ from litestar import Controller, Request, get, post, put
 from msgspec.structs import asdict
 
 from exchange.accounts.models import Role
+from exchange.board.nearby import facility_place, fit_criteria, near_place, nearest_first, with_distance
 from exchange.board.schemas import (
     WHERE,
     AdjustRequest,
@@ -27,9 +28,28 @@ class FacilityController(Controller):
     dependencies = {**SERVICE, **WHERE}
 
     @get("/")
-    async def list_facilities(self, service: BoardService, where: BoardQuery, min_free: int = 0) -> list[FacilityOut]:
-        found = await service.facilities(where.to_filter(min_free=min_free))
-        return [FacilityOut.of(listing, with_contact=show_contact) for listing, show_contact in found]
+    async def list_facilities(
+        self,
+        service: BoardService,
+        where: BoardQuery,
+        min_free: int = 0,
+        indigenous_led: bool = False,
+        culturally_specific: bool = False,
+        near: str | None = None,
+        answers_now: bool = False,
+    ) -> list[FacilityOut]:
+        """API.md: `language`, `indigenous_led`, `culturally_specific`; with `near` (a city, in `province` when
+        given) each facility carries `distance_km` (city precision) and the nearest come first."""
+        place = near_place(near, where.province)
+        criteria = [name for name, on in fit_criteria(indigenous_led, culturally_specific) if on]
+        criteria += ["answers_now"] if answers_now else []  # those whose answering hours cover now (issue 12)
+        found = await service.facilities(where.to_filter(criteria=criteria, min_free=min_free))
+        if place is None:
+            return [FacilityOut.of(listing, with_contact=show_contact) for listing, show_contact in found]
+        return [
+            with_distance(FacilityOut.of(listing, with_contact=show_contact), km)
+            for (listing, show_contact), km in nearest_first(found, place, lambda item: facility_place(item[0]))
+        ]
 
     @get("/{facility_id:str}")
     async def get_facility(self, service: BoardService, facility_id: str) -> FacilityOut:

@@ -25,6 +25,7 @@ from msgspec.structs import asdict
 
 from beds.board import BoardFilter, ProvinceSummary, summarize
 from beds.errors import BedsError, Conflict, Invalid
+from beds.geo import nearest_summaries
 from beds.models import PROVINCES
 from beds.places import city_key, closest_city, same_city
 from beds.pools import SURGE_MAX
@@ -78,7 +79,7 @@ def _to_facility(facility_id: str) -> Redirect:
 CARDS_AT_ONCE = 12
 
 # What the board's sort menu offers: by name, or by free beds for the chosen profile (most first).
-SORTS = {"name": N_("By name"), "free": N_("Most free beds first")}
+SORTS = {"name": N_("By name"), "free": N_("Most free beds first"), "near": N_("Nearest first")}
 
 # The province menu's "every province": an explicit value, so that no province in the address is the viewer's own.
 ALL_PROVINCES = "all"
@@ -205,6 +206,8 @@ class BoardPages(Controller):
     ) -> BoardView:
         """The summary of what the filter found, with the cards of the open cities only."""
         summaries = summarize(board.listings, profile=board_filter.profile, by_free=sort == "free", first=home)
+        if sort == "near":  # from the viewer's own place (beds/geo.py, city precision)
+            summaries = nearest_summaries(summaries, home)
         everything = len(board.listings) <= CARDS_AT_ONCE or bool(board_filter.city)
         open_cities = {
             (c.province, c.key)
@@ -356,5 +359,6 @@ class ReportPages(Controller):
                 province=occupancy.province or "",
                 provinces=PROVINCES,
                 days=days,
+                stays=occupancy.stays,
             ),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from exchange.settings import ROOT
-from exchange.web import forms, i18n, labels, localtime
+from exchange.web import forms, i18n, labels, languages, localtime
 
 
 def template_environment() -> Environment:
@@ -37,6 +37,8 @@ def template_environment() -> Environment:
         org_kind_labels=labels.ORG_KIND_LABELS,
         change_reason=labels.change_reason,
         labels=labels.translated,
+        language_name=languages.language_name,
+        language_choices=languages.language_choices,
         new_idempotency_key=forms.new_idempotency_key,
         take_flashes=forms.take_flashes,
     )

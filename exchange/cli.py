@@ -393,6 +393,17 @@ def ledger_keygen() -> None:
     click.echo(f"LEDGER_PUBLIC_KEY={public}")
 
 
+@main.command("push-keygen")
+def push_keygen() -> None:
+    """A new VAPID key pair for Web Push: put the first in VAPID_PUBLIC_KEY and the second in VAPID_PRIVATE_KEY
+    (a secret, only in the environment). Changing it later makes every phone turn notifications on again."""
+    from exchange.oncall.push import new_vapid_keys
+
+    public, private = new_vapid_keys()
+    click.echo(f"VAPID_PUBLIC_KEY={public}")
+    click.echo(f"VAPID_PRIVATE_KEY={private}")
+
+
 @ledger.command("create-fund")
 @click.option("--name", required=True, help="The fund's name.")
 @click.option("--currency", default="CAD", show_default=True, help="The fund's currency (ISO 4217 code).")
@@ -440,6 +451,21 @@ async def _ledger_reconcile(settings: Settings, fund_id: str, start: str | None,
         f"difference {report.difference_cents}; {report.matched} matched, {len(report.differences)} differences"
     )
     return report.ok
+
+
+@main.group("import")
+def import_group() -> None:
+    """Bring a directory in from another system."""
+
+
+@import_group.command("hsds")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print what would change, and write nothing.")
+def import_hsds(path: Path, dry_run: bool) -> None:
+    """Import an HSDS 3.0 package (a .json, a .zip, or a folder of its .csv tables) into DATABASE_URL."""
+    from exchange.interop.commands import run_import
+
+    sys.exit(asyncio.run(run_import(Settings.from_env().database_url, path, dry_run=dry_run)))
 
 
 if __name__ == "__main__":

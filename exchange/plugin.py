@@ -50,6 +50,7 @@ from exchange.board.sweep import sweep_surges
 from exchange.db import make_engine, make_sessionmaker
 from exchange.demo.holds import seed_holds
 from exchange.demo.ledger import seed_ledger
+from exchange.demo.placement_fit import seed_placement_fit
 from exchange.fund.anchor import sweep_checkpoints
 from exchange.fund.api import CaseController, DisbursementController, FundController
 from exchange.fund.live import render_disbursement
@@ -62,10 +63,20 @@ from exchange.holds.sweep import sweep_expired_holds, sweep_unanswered_holds
 from exchange.home.counts import load_nav_counts
 from exchange.home.live import NAV_EVENT, render_nav_count
 from exchange.home.pages import HomePages
+from exchange.interop.api import HaveController, HsdsController, OccupancyController
+from exchange.interop.pages import DirectoryPages
 from exchange.live.events import CHANNEL
 from exchange.live.hub import LiveHub
 from exchange.live.sockets import board_stream, json_stream
+from exchange.oncall.api import PushSubscriptionController
+from exchange.oncall.demo import seed_on_call
+from exchange.oncall.pages import AnsweringPages, PushPages, RosterPages
+from exchange.oncall.sweep import sweep_escalations
 from exchange.ops.logs import console_log_config
+from exchange.placements.api import PlacementController
+from exchange.placements.grants import placement_address_grants
+from exchange.placements.pages import PlacementPages
+from exchange.placements.sweep import sweep_personal_links
 from exchange.registry import Registry
 from exchange.settings import Settings
 from exchange.stripe.api import StripeCardController, fund_reconciliation
@@ -79,6 +90,7 @@ from exchange.web.auth import AuthMiddleware, RotatingSessionConfig, requires_lo
 from exchange.web.deps import provide_db, provide_settings, set_request_locale
 from exchange.web.headers import SECURITY_HEADERS
 from exchange.web.personal_data import PersonalDataRefused
+from exchange.web.reads import read_transactions_middleware
 from exchange.web.templates import template_environment
 from exchange.web.throttle import MemoryCounters, RedisCounters
 from exchange.web.timing import server_timing_middleware
@@ -119,13 +131,31 @@ def route_handlers() -> list[Any]:
         StripePages,
         DonationPages,
         HomePages,
+        HsdsController,
+        HaveController,
+        OccupancyController,
+        DirectoryPages,
+        PushSubscriptionController,
+        PushPages,
+        RosterPages,
+        AnsweringPages,
+        PlacementController,
+        PlacementPages,
     ]
 
 
 def build_registry(settings: Settings) -> Registry:
     return Registry(
-        sweep_steps=[sweep_surges, sweep_expired_holds, sweep_unanswered_holds, sweep_expired_cards, sweep_checkpoints],
-        grant_sources=[hold_address_grants(settings)],
+        sweep_steps=[
+            sweep_surges,
+            sweep_expired_holds,
+            sweep_unanswered_holds,
+            sweep_expired_cards,
+            sweep_checkpoints,
+            sweep_personal_links,
+            sweep_escalations,
+        ],
+        grant_sources=[hold_address_grants(settings), placement_address_grants(settings)],
         fragment_renderers={
             "pool.updated": render_pool_row,
             "hold.updated": render_hold_fragment,
@@ -140,7 +170,7 @@ def build_registry(settings: Settings) -> Registry:
             NAV_EVENT: "nav",
         },
         card_issuers=[stripe_issuer],
-        demo_steps=[seed_holds, seed_ledger],
+        demo_steps=[seed_holds, seed_ledger, seed_placement_fit, seed_on_call],
     )
 
 
@@ -256,6 +286,7 @@ class RefugePlugin(InitPluginProtocol):
         app_config.middleware.extend(
             [
                 server_timing_middleware,
+                read_transactions_middleware,
                 session_config.middleware,
                 DefineMiddleware(AuthMiddleware, exclude=["^/static/"]),
                 donation_limit.middleware,

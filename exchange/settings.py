@@ -39,6 +39,10 @@ class Settings:
     # The most beds one police operation may ask for, all its needs together.
     operation_need_max_beds: int = 200
     claim_grant_hours: int = 24
+    # Placements (issue 12): follow-up dates this many days after a stay ends, for the case's worker; the case link
+    # of ended placements and closed holds is removed this many days after they end (counts stay).
+    placement_follow_up_days: tuple[int, ...] = (7, 30)
+    personal_link_retention_days: int = 180
     stale_after_hours: int = 12
     sweep_interval_seconds: float = 5.0
     # Failed logins one address may make per minute (successes do not count); failures of one account from one
@@ -74,6 +78,27 @@ class Settings:
     ledger_public_key: str | None = None
     ledger_checkpoint_minutes: int = 60
     ledger_checkpoint_file: str | None = None
+    # Web Push (exchange/oncall/push.py): the VAPID key pair (base64url; the private key only in the environment)
+    # and the contact the push services may write to. Without the keys nothing is pushed; e-mail still goes.
+    vapid_public_key: str | None = None
+    vapid_private_key: str | None = field(default=None, repr=False)
+    vapid_subject: str = "mailto:refuge-exchange@localhost"
+    # The push services a subscription's endpoint may point at (scheme://host, "*." for any subdomain): the server
+    # posts to that endpoint, so a browser may not name an address of the server's own network instead.
+    push_services: tuple[str, ...] = (
+        "https://fcm.googleapis.com",
+        "https://android.googleapis.com",
+        "https://*.push.services.mozilla.com",
+        "https://*.push.apple.com",
+        "https://*.notify.windows.com",
+    )
+    # The escalation ladder (exchange/oncall/sweep.py): a fund request waiting this long goes to every approver,
+    # past tonight's roster; the approvers' roster nights are dates in this zone (a night runs noon to noon).
+    escalation_all_approvers_minutes: int = 30
+    # An unanswered hold request goes to the facility's next on-call contact at its response window, to each
+    # further one this many minutes later, then to the coordinators.
+    escalation_contact_minutes: int = 10
+    roster_time_zone: str = "America/Toronto"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -91,6 +116,10 @@ class Settings:
             operation_need_max_beds=int(env.get("OPERATION_NEED_MAX_BEDS") or 200),
             hold_lapse_grace_minutes=int(env.get("HOLD_LAPSE_GRACE_MINUTES") or 30),
             claim_grant_hours=int(env.get("CLAIM_GRANT_HOURS") or 24),
+            placement_follow_up_days=tuple(
+                int(d) for d in (env.get("PLACEMENT_FOLLOW_UP_DAYS") or "7,30").split(",") if d.strip()
+            ),
+            personal_link_retention_days=int(env.get("PERSONAL_LINK_RETENTION_DAYS") or 180),
             stale_after_hours=int(env.get("STALE_AFTER_HOURS") or 12),
             sweep_interval_seconds=float(env.get("SWEEP_INTERVAL_SECONDS") or 5.0),
             login_attempts_per_minute=int(env.get("LOGIN_ATTEMPTS_PER_MINUTE") or 10),
@@ -114,6 +143,15 @@ class Settings:
             ledger_public_key=env.get("LEDGER_PUBLIC_KEY") or None,
             ledger_checkpoint_minutes=int(env.get("LEDGER_CHECKPOINT_MINUTES") or 60),
             ledger_checkpoint_file=env.get("LEDGER_CHECKPOINT_FILE") or None,
+            vapid_public_key=env.get("VAPID_PUBLIC_KEY") or None,
+            vapid_private_key=env.get("VAPID_PRIVATE_KEY") or None,
+            vapid_subject=env.get("VAPID_SUBJECT") or "mailto:refuge-exchange@localhost",
+            push_services=tuple(p.strip() for p in env["PUSH_SERVICES"].split(",") if p.strip())
+            if env.get("PUSH_SERVICES")
+            else cls.push_services,
+            escalation_all_approvers_minutes=int(env.get("ESCALATION_ALL_APPROVERS_MINUTES") or 30),
+            escalation_contact_minutes=int(env.get("ESCALATION_CONTACT_MINUTES") or 10),
+            roster_time_zone=env.get("ROSTER_TIME_ZONE") or "America/Toronto",
         )
 
     @property

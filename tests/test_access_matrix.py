@@ -113,6 +113,8 @@ HOLD_PARTIES = ("police", "shelter_a", "coordinator")
 OPERATION_READERS = ("police", "coordinator")
 # The disbursement D1 (requested by `worker`): the requester, approvers, auditors; others get 404.
 DISBURSEMENT_READERS = ("worker", "approver", "approver_community", "dual", "auditor")
+# Placements: the roles that may read stays at all (each sees only its own).
+PLACEMENT_READERS = (*SHELTER_STAFF, *CASE_WORKERS, "coordinator")
 
 MATRIX: dict[tuple[str, str], Rule] = {
     # --- public ---------------------------------------------------------------------------------------------
@@ -121,6 +123,21 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/account"): PAGE(LOGGED_IN()),
     ("POST", "/account/password"): LOGGED_IN(),
     ("POST", "/account/time-zone"): LOGGED_IN(),
+    # Web Push (exchange/oncall): a person's own subscriptions; another's, or none, is not found for anyone.
+    ("GET", "/sw.js"): PUBLIC(),
+    ("GET", "/notifications/panel"): PAGE(LOGGED_IN()),
+    ("POST", "/notifications/subscriptions"): LOGGED_IN(),
+    ("POST", "/notifications/subscriptions/{subscription_id}/remove"): Rule(frozenset(), 404, 401),
+    ("GET", "/api/v1/push/subscriptions"): LOGGED_IN(),
+    ("POST", "/api/v1/push/subscriptions"): LOGGED_IN(),
+    ("DELETE", "/api/v1/push/subscriptions/{subscription_id}"): Rule(frozenset(), 404, 401),
+    # The approvers' roster: approvers and network admins; a roster entry that does not exist is not found.
+    ("GET", "/oncall/roster"): PAGE(ONLY(*APPROVERS, "admin")),
+    ("POST", "/oncall/roster"): ONLY(*APPROVERS, "admin"),
+    ("POST", "/oncall/roster/{entry_id}/remove"): ONLY().but(**{u: 404 for u in (*APPROVERS, "admin")}),
+    # When shelter A answers and who is on call: its own staff (and network admins).
+    ("GET", "/facilities/{facility_id}/answering"): PAGE(ONLY("shelter_a", "admin")),
+    ("POST", "/facilities/{facility_id}/answering"): ONLY("shelter_a", "admin"),
     ("POST", "/login"): PUBLIC(),
     ("POST", "/api/v1/auth/token"): PUBLIC(),
     ("GET", "/static/{file_path}"): PUBLIC(),
@@ -178,6 +195,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # Ending another shelter's agreement: the role passes, the agreement is not theirs.
     ("POST", "/api/v1/agreements/{agreement_id}/end"): ONLY("shelter_a").but(shelter_b=404),
     ("POST", "/agreements/{agreement_id}/end"): ONLY("shelter_a").but(shelter_b=404),
+    ("POST", "/api/v1/agreements/{agreement_id}/kept"): ONLY("shelter_a").but(shelter_b=404),
+    ("POST", "/agreements/{agreement_id}/kept"): ONLY("shelter_a").but(shelter_b=404),
     # --- police operations ----------------------------------------------------------------------------------
     ("POST", "/api/v1/operations"): ONLY(*POLICE),
     ("POST", "/operations"): ONLY(*POLICE),
@@ -260,6 +279,16 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/facilities/{facility_id}"): ONLY("admin"),
     ("POST", "/admin/facilities/{facility_id}/pools"): ONLY("admin"),
     ("GET", "/admin/address-releases"): PAGE(ONLY("admin")),
+    # The directory exchange (issue 14): the public directory and availability for any user; imports for admins.
+    ("GET", "/api/v1/hsds/organizations"): LOGGED_IN(),
+    ("GET", "/api/v1/hsds/services"): LOGGED_IN(),
+    ("GET", "/api/v1/hsds/package.zip"): LOGGED_IN(),
+    ("GET", "/api/v1/edxl/have"): LOGGED_IN(),
+    ("GET", "/api/v1/availability.have.xml"): LOGGED_IN(),
+    ("GET", "/api/v1/occupancy.csv"): ONLY("coordinator"),  # funders' export: coordinators see every hold
+    ("GET", "/admin/directory"): PAGE(ONLY("admin")),
+    ("GET", "/admin/directory/package.zip"): PAGE(ONLY("admin")),
+    ("POST", "/admin/directory/import"): ONLY("admin"),
     # Role grants waiting for a second person (the grant G1: fund approver for matrix_victim of the community
     # organisation, asked by the admin): listed to whoever may be a second person; decided by another admin or
     # a fund approver of another organisation than the admin's. The admin who asked is refused.
@@ -272,6 +301,18 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # Closing a case: the case workers of its organisation (all of the matrix's are of the community's).
     ("POST", "/api/v1/cases/{code}/close"): ONLY(*CASE_WORKERS),
     ("POST", "/ledger/cases/{code}/close"): ONLY(*CASE_WORKERS),
+    # Placements (stays): the facilities' staff, case workers and coordinators; a stay or follow-up that does not
+    # exist (or that they may not see) is not found. A pool's Departure question: that facility's staff only.
+    ("GET", "/api/v1/placements"): ONLY(*PLACEMENT_READERS),
+    ("GET", "/api/v1/placements/{placement_id}"): ONLY().but(**{u: 404 for u in PLACEMENT_READERS}),
+    ("PATCH", "/api/v1/placements/{placement_id}"): ONLY().but(**{u: 404 for u in PLACEMENT_READERS}),
+    ("POST", "/api/v1/placements/{placement_id}/end"): ONLY().but(**{u: 404 for u in PLACEMENT_READERS}),
+    ("POST", "/api/v1/placements/follow-ups/{follow_up_id}/done"): ONLY().but(**{u: 404 for u in PLACEMENT_READERS}),
+    ("GET", "/placements"): PAGE(ONLY(*PLACEMENT_READERS)),
+    ("GET", "/placements/departure/{pool_id}"): PAGE(ONLY("shelter_a")),
+    ("POST", "/placements/{placement_id}/end"): ONLY().but(**{u: 404 for u in PLACEMENT_READERS}),
+    ("POST", "/placements/{placement_id}/expected-end"): ONLY().but(**{u: 404 for u in PLACEMENT_READERS}),
+    ("POST", "/placements/follow-ups/{follow_up_id}/done"): ONLY().but(**{u: 404 for u in CASE_WORKERS}),
 }
 
 # Websocket routes: who may connect (the events each receives are checked in test_websocket_matrix).
@@ -442,6 +483,10 @@ async def build_world(client: AsyncTestClient, network: Network, sessionmaker: a
             "case_code": case_code,
             "code": case_code,
             "grant_id": grant_id,
+            "subscription_id": "no-such-subscription",
+            "entry_id": "no-such-roster-entry",
+            "placement_id": "no-such-placement",
+            "follow_up_id": "no-such-follow-up",
         },
         secrets={
             # Shelter A's address: its staff, and police whose operation hold there is confirmed.
@@ -470,6 +515,7 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
     api: dict[str, Any] = {
         "/api/v1/auth/token": {"username": "matrix_victim", "password": PASSWORD},
         "/api/v1/pools/{pool_id}/adjust": {"occupied_delta": 0},
+        "/api/v1/placements/{placement_id}": {"expected_end": None},
         "/api/v1/pools/{pool_id}": {"capacity": 10, "occupied": 4, "out_of_service": 0, "version": 999},
         "/api/v1/pools/{pool_id}/surge": {"beds": 1, "expires_at": future},
         "/api/v1/operations": {
@@ -488,6 +534,7 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         "/api/v1/holds/release-all": {},
         "/api/v1/holds/{hold_id}/claim": {"beds_used": 99},
         "/api/v1/agreements": {"pool_id": ids["pool_id"], "beds": 999},
+        "/api/v1/agreements/{agreement_id}/kept": {"beds": 999},
         "/api/v1/cases": {},
         "/api/v1/funds/{fund_id}/deposits": {"amount_cents": 0, "source": "grant", "note": ""},
         "/api/v1/disbursements": {
@@ -517,6 +564,7 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         "/holds/{hold_id}/release": {"next": "/"},
         "/holds/{hold_id}/claim": {"beds_used": "99", "next": "/"},
         "/agreements": {"pool_id": ids["pool_id"], "beds": "999"},
+        "/agreements/{agreement_id}/kept": {"beds": "999"},
         "/ledger/request": {"fund_id": ids["fund_id"], "case_code": ids["case_code"], "category": "x", "amount": "x"},
         "/ledger/requests/{disbursement_id}/reject": {"reason": ""},
         "/ledger/requests/{disbursement_id}/pay": {"amount": "999999999"},

@@ -33,7 +33,7 @@ LOGIN_TIMEOUT_MS = 30_000
 PHONE = {"width": 390, "height": 844}
 LOCALES = {"en": "en-CA", "fr": "fr-CA"}
 # Not pages: files, the browser's own request, the sign-in form itself (visited logged out below).
-NOT_PAGES = {"/favicon.ico", "/ledger/journal.csv", "/login"}
+NOT_PAGES = {"/favicon.ico", "/ledger/journal.csv", "/login", "/admin/directory/package.zip"}
 PUBLIC_PAGES = ["/login", "/donate/{fund_id}", "/no-such-page"]
 SERIOUS = {"serious", "critical"}
 # The WCAG 2.1 A and AA rules (axe-core's best-practice rules are advice, not faults).

@@ -8,7 +8,6 @@ a disbursement, a fund, a case), so the fuzzing reaches the state-changing code,
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -209,7 +208,6 @@ def make_fuzz(operation: Any, key: tuple[str, str], who: str, live: LiveServer, 
 async def test_every_api_operation_survives_fuzzing_as_every_role(
     live_server: LiveServer, network: Network, sessionmaker: async_sessionmaker
 ) -> None:
-    started = time.monotonic()
     http = requests.Session()
     ids = await real_objects(http, live_server, network, sessionmaker)
     schema = schemathesis.openapi.from_url(
@@ -239,4 +237,3 @@ async def test_every_api_operation_survives_fuzzing_as_every_role(
     await assert_invariants(sessionmaker)
     # After the storm the server still answers.
     assert http.get(live_server.url + "/api/v1/facilities", headers=network["police"].headers).status_code == 200
-    assert time.monotonic() - started < 180

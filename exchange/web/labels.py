@@ -24,6 +24,7 @@ PROFILE_LABELS = {
     Profile.WOMEN: N_("Women"),
     Profile.MEN: N_("Men"),
     Profile.YOUTH: N_("Youth 16-18"),
+    Profile.YOUNG_ADULT: N_("Young adults 18-25"),
     Profile.FAMILY: N_("Family room"),
     Profile.ANY: N_("Any"),
 }
@@ -35,6 +36,9 @@ CRITERIA_LABELS = {
     "accessible": N_("Accessible"),
     "children_accompanied": N_("Children accompanied"),
     "heightened_security": N_("Heightened security"),
+    "indigenous_led": N_("Indigenous-led"),
+    "culturally_specific": N_("Culturally specific support"),
+    "answers_now": N_("Answers now"),
 }
 SECURITY_LABELS = {
     SecurityLevel.STANDARD: N_("Standard security"),
@@ -92,6 +96,9 @@ CHANGE_REASON_LABELS = {
     "hold_released": N_("Beds released"),
     "hold_declined": N_("Request declined"),
     "hold_expired": N_("Hold expired"),
+    "kept_set": N_("Beds kept for a partner changed"),
+    "kept_ended": N_("Agreement ended: kept beds freed"),
+    "kept_refilled": N_("A freed bed kept for a partner again"),
 }
 
 
@@ -135,6 +142,8 @@ def translated() -> dict[str, Any]:
             "asylum_only": _("Asylum seekers only"),
             "accessible": _("Accessible"),
             "children": _("Children accompanied"),
+            "indigenous_led": _("Indigenous-led"),
+            "culturally_specific": _("Culturally specific support"),
             "kinds": {code: _(label) for code, label in KIND_LABELS.items()},
             "profiles": {code: _(label) for code, label in PROFILE_LABELS.items()},
             "security": {code: _(label) for code, label in SECURITY_LABELS.items()},

@@ -34,6 +34,7 @@ NAV_ENTRIES: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/operations", N_("Operations"), (Role.POLICE_PLANNER, Role.COORDINATOR)),
     ("/requests", N_("Hold requests"), (Role.SHELTER_STAFF,)),
     ("/agreements", N_("Agreements"), (Role.SHELTER_STAFF,)),
+    ("/placements", N_("Stays"), (Role.SHELTER_STAFF, Role.CASE_WORKER, Role.COORDINATOR)),
     ("/holds/incident", N_("Hold incidents"), (Role.COORDINATOR,)),
     ("/reports/occupancy", N_("Occupancy"), (Role.SHELTER_STAFF, Role.COORDINATOR, Role.NETWORK_ADMIN)),
     ("/ledger/request", N_("Fund request"), (Role.CASE_WORKER,)),
@@ -41,6 +42,7 @@ NAV_ENTRIES: list[tuple[str, str, tuple[Role, ...]]] = [
     ("/ledger/journal", N_("Journal"), (Role.AUDITOR,)),
     ("/ledger/report", N_("Spending"), (Role.AUDITOR, Role.FUND_APPROVER, Role.NETWORK_ADMIN)),
     ("/ledger/rules", N_("Fund rules"), (Role.NETWORK_ADMIN, Role.FUND_APPROVER)),
+    ("/oncall/roster", N_("On-call roster"), (Role.FUND_APPROVER, Role.NETWORK_ADMIN)),
     ("/stripe/cards", N_("Card payments"), (Role.CASE_WORKER, Role.FUND_APPROVER)),
     ("/stripe/reconcile", N_("Reconciliation"), (Role.AUDITOR,)),
     # Someone of an account's organisation approves the roles an admin asked for it (exchange/admin/grants.py).

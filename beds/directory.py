@@ -22,6 +22,7 @@ import re
 import unicodedata
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -591,15 +592,29 @@ def _json_top(reader: _Reader, document: Any, name: str) -> None:
         reader.walk("services" if is_service else "organizations", item, path)
 
 
+# An archive is read into memory: its members and their declared sizes are bounded before anything is read (a
+# small zip can declare gigabytes; the reader never reads past a member's declared size).
+ZIP_MEMBERS_MAX = 100
+ZIP_TOTAL_BYTES_MAX = 100 * 1024 * 1024
+
+
 def _unzip(content: bytes, errors: list[PackageError], name: str) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
-            return {
-                info.filename.rsplit("/", 1)[-1]: archive.read(info)
+            members = [
+                info
                 for info in archive.infolist()
-                if not info.is_dir() and info.file_size <= 200 * 1024 * 1024
-            }
-    except zipfile.BadZipFile:
+                if not info.is_dir() and info.filename.lower().endswith((".csv", ".json"))
+            ]
+            if len(members) > ZIP_MEMBERS_MAX:
+                errors.append(PackageError(name, f"more than {ZIP_MEMBERS_MAX} files in the archive"))
+                return {}
+            if sum(info.file_size for info in members) > ZIP_TOTAL_BYTES_MAX:
+                limit = ZIP_TOTAL_BYTES_MAX // (1024 * 1024)
+                errors.append(PackageError(name, f"more than {limit} MB once unpacked"))
+                return {}
+            return {info.filename.rsplit("/", 1)[-1]: archive.read(info) for info in members}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, zlib.error):
         errors.append(PackageError(name, "not a readable zip archive"))
         return {}
 

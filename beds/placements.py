@@ -51,8 +51,14 @@ def may_see(viewer: Viewer, placement: Placement) -> bool:
 
 
 def may_change(viewer: Viewer, placement: Placement) -> bool:
-    """Ending a stay or setting its expected end: the facility's staff, or the case's workers."""
+    """Setting a stay's expected end: the facility's staff, or the case's workers."""
     return viewer.staffs(placement.facility_org_id) or is_case_side(viewer, placement)
+
+
+def may_end(viewer: Viewer, placement: Placement) -> bool:
+    """Ending a stay moves the pool's occupied count: only the facility's staff, who count their beds. A case
+    worker ending it too would count one departure twice (the shelter's own Departure already did)."""
+    return viewer.staffs(placement.facility_org_id)
 
 
 def _visible(viewer: Viewer) -> list:
@@ -180,8 +186,8 @@ async def end_placement(
     The conditional UPDATE on `ended_at IS NULL` takes the placement's row lock first; only its winner moves the
     pool. The case's follow-up dates are written with it. Once per Idempotency-Key (the pool history's key)."""
     placement = await get_placement(session, viewer, placement_id)
-    if not may_change(viewer, placement):
-        raise Forbidden("forbidden", "Only the facility's staff or the case's workers may end a placement.")
+    if not may_end(viewer, placement):
+        raise Forbidden("forbidden", "Only the facility's staff may end a placement: they count its beds.")
     if (replayed := await replay(session, idempotency)) is not None:
         return Ended(await get_placement(session, viewer, placement_id), replayed.pool, replayed=True)
     now = now or utcnow()

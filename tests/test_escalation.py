@@ -340,6 +340,13 @@ async def test_subscriptions_are_checked_and_each_persons_own(
         "http://169.254.169.254/latest/meta-data",
         f"{channels.push.url}@internal.test/push/x",
         "https://web.push.apple.com.evil.test/x",
+        # Read as a push.apple.com host by one parser, as 127.0.0.1 by the one requests sends with.
+        "https://127.0.0.1\\.push.apple.com/x",
+        "https://127.0.0.1\uff1a443.push.apple.com/x",
+        "https://fcm.googleapis.com%2f@127.0.0.1/x",
+        # A push service's host, another port.
+        "https://fcm.googleapis.com:8443/x",
+        "https://a.push.apple.com:22/x",
     ):
         refused = await push_client.post(
             "/api/v1/push/subscriptions", json={**good, "endpoint": endpoint}, headers=people["approver"].headers

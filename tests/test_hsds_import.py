@@ -198,6 +198,15 @@ async def test_a_malformed_package_is_refused_with_each_error_and_writes_nothing
     result = await run_cli(database_url, "import", "hsds", str(broken))
     assert result.exit_code == 1 and "error: broken.json: not valid JSON" in result.output
     assert await counts(sessionmaker) == empty
+    # A small archive that unpacks to more than the limit is refused before any member is read.
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for n in range(3):
+            archive.writestr(f"../../services{n}.csv", b"\0" * (40 * 1024 * 1024))
+    assert bomb.stat().st_size < 1024 * 1024
+    result = await run_cli(database_url, "import", "hsds", str(bomb))
+    assert result.exit_code == 1 and "error: bomb.zip: more than 100 MB once unpacked" in result.output
+    assert await counts(sessionmaker) == empty
 
 
 async def test_round_trip_into_a_fresh_database_gives_the_same_directory(

@@ -19,6 +19,7 @@ from exchange.oncall.models import RosterNight
 from exchange.oncall.push import new_vapid_keys
 from exchange.ops.check import check_push
 from exchange.settings import Settings
+from ledger.anchor_models import NetworkEvent
 from tests.conftest import Network, login_page_session
 from tests.push_service import vapid_keys
 
@@ -102,6 +103,37 @@ async def test_only_the_facilitys_own_staff_set_its_hours(client: AsyncTestClien
         data={"_csrf_token": _csrf(client), "round_the_clock": "on", "contacts": "x@y.test"},
     )
     assert sent.status_code == 403
+
+
+async def test_a_change_of_where_a_shelters_requests_are_mailed_is_in_the_network_audit(
+    client: AsyncTestClient, network: Network, sessionmaker: async_sessionmaker
+) -> None:
+    """A network admin may set a facility's on-call contacts; a phished admin account redirecting a safe house's
+    requests and escalations leaves a trace, and so does the shelter's own change. Saving the same contacts again
+    writes nothing."""
+    facility = network.facilities["a"]
+    for who, contacts, by_own_staff in (
+        ("admin", "attacker@evil.test", False),
+        ("shelter_a", "night@alpha.test", True),
+        ("shelter_a", "night@alpha.test", None),
+    ):
+        await login_page_session(client, who)
+        data = {"_csrf_token": _csrf(client), "round_the_clock": "on", "contacts": contacts}
+        saved = await client.post(f"/facilities/{facility.id}/answering", data=data, follow_redirects=False)
+        assert saved.status_code == 303, (who, saved.text)
+        async with sessionmaker() as session:
+            events = (
+                (await session.execute(select(NetworkEvent).where(NetworkEvent.action == "facility_contacts_changed")))
+                .scalars()
+                .all()
+            )
+        if by_own_staff is None:
+            assert len(events) == 2, "an unchanged list is no change"
+            continue
+        last = max(events, key=lambda e: e.seq)
+        assert last.detail["facility"] == facility.id and last.detail["contacts"] == [contacts]
+        assert last.detail["by_own_staff"] is by_own_staff
+        assert last.actor_user_id == network[who].id
 
 
 async def test_the_board_filters_facilities_that_answer_now(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from beds.facilities import add_pool, create_facility
@@ -281,4 +281,13 @@ async def seed(session: AsyncSession, steps: Sequence[DemoStep] = ()) -> DemoNet
     net = DemoNetwork()
     for step in (*NETWORK_STEPS, *steps):
         await step(session, net)
+        await _reload_expired(session, net)
     return net
+
+
+async def _reload_expired(session: AsyncSession, net: DemoNetwork) -> None:
+    """A step may end on a rollback (an operation the network cannot cover), which expires every object the session
+    holds; the next steps read their attributes as plain values, so they are loaded again here."""
+    for obj in (*net.organisations.values(), *net.users.values(), *net.facilities):
+        if inspect(obj).expired_attributes:
+            await session.refresh(obj)

@@ -9,12 +9,14 @@ import asyncio
 import json
 from dataclasses import dataclass
 
+import requests
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid, b64urlencode
 from pywebpush import WebPushException, webpush
 
+from exchange.oncall.service import endpoint_allowed
 from exchange.settings import Settings
 
 log = structlog.get_logger()
@@ -48,15 +50,22 @@ def push_enabled(settings: Settings) -> bool:
 
 def _send_sync(settings: Settings, target: PushTarget, message: PushMessage) -> int:
     """The push service's status; raises OSError-like failures as WebPushException."""
-    response = webpush(
-        subscription_info={"endpoint": target.endpoint, "keys": {"p256dh": target.p256dh, "auth": target.auth}},
-        data=message.encode(),
-        vapid_private_key=settings.vapid_private_key,
-        # A fresh dict each time: pywebpush writes the audience and expiry into it.
-        vapid_claims={"sub": settings.vapid_subject},
-        ttl=PUSH_TTL_SECONDS,
-        timeout=10,
-    )
+    # Checked again where it is sent (a subscription stored under an older list of services), and no redirect is
+    # followed: the push service answers itself, it never sends the server elsewhere.
+    if not endpoint_allowed(target.endpoint, settings.push_services):
+        raise WebPushException("the endpoint is not at a known push service")
+    with requests.Session() as session:
+        session.max_redirects = 0
+        response = webpush(
+            requests_session=session,
+            subscription_info={"endpoint": target.endpoint, "keys": {"p256dh": target.p256dh, "auth": target.auth}},
+            data=message.encode(),
+            vapid_private_key=settings.vapid_private_key,
+            # A fresh dict each time: pywebpush writes the audience and expiry into it.
+            vapid_claims={"sub": settings.vapid_subject},
+            ttl=PUSH_TTL_SECONDS,
+            timeout=10,
+        )
     return int(getattr(response, "status_code", 201))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
@@ -12,6 +13,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from beds.answering import Hours, answers_at, hours_from_json, hours_to_json
 from beds.answering_models import FacilityAnswering
@@ -22,6 +25,7 @@ from exchange.accounts.models import Role, User
 from exchange.oncall.ladder import roster_night
 from exchange.oncall.models import PushSubscription, RosterNight
 from exchange.settings import Settings
+from ledger.network_audit import record_network_event
 
 ENDPOINT_LENGTH_MAX = 2048
 # Nights ahead a roster may be set for.
@@ -36,21 +40,38 @@ def _key_bytes(text: str) -> bytes | None:
         return None
 
 
+# One label of a host name: letters, digits and inner hyphens (IP literals are digits and dots too).
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
 def endpoint_allowed(endpoint: str, services: tuple[str, ...]) -> bool:
-    """True if the endpoint is at one of the push services (`scheme://host[:port]`, `*.` for any subdomain)."""
-    parts = urlsplit(endpoint)
-    try:
-        port = parts.port
-    except ValueError:
+    """True if the endpoint is at one of the push services (`scheme://host[:port]`, `*.` for any subdomain).
+
+    The server posts to it, so the host must be the one the sender connects to: the URL is read by urllib3's
+    parser too (what requests sends with), and anything two parsers could read differently is refused: a
+    backslash, a percent sign, non-ASCII or a space in the host part, user info, a host that is not plain
+    labels, a port the service does not name."""
+    if not endpoint.isascii() or "\\" in endpoint or any(ch.isspace() or ord(ch) < 32 for ch in endpoint):
         return False
-    if not parts.hostname or parts.username or parts.password:
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+        sent = parse_url(endpoint)
+    except (ValueError, LocationParseError):
+        return False
+    host = parts.hostname or ""
+    if not host or "%" in parts.netloc or parts.username or parts.password or "@" in parts.netloc:
+        return False
+    if (sent.host or "").lower() != host or sent.port != port or (sent.scheme or "") != parts.scheme:
+        return False
+    if not all(_HOST_LABEL.match(label) for label in host.split(".")):
         return False
     for service in services:
         allowed = urlsplit(service)
-        host = allowed.hostname or ""
-        if parts.scheme != allowed.scheme or (allowed.port is not None and port != allowed.port):
+        allowed_host = allowed.hostname or ""
+        if parts.scheme != allowed.scheme or port != allowed.port:
             continue
-        if parts.hostname == host or (host.startswith("*.") and parts.hostname.endswith(host[1:])):
+        if host == allowed_host or (allowed_host.startswith("*.") and host.endswith(allowed_host[1:])):
             return True
     return False
 
@@ -217,6 +238,9 @@ class FacilityAnswer:
         if row is None:
             row = FacilityAnswering(facility_id=facility_id)
             self.db.add(row)
+        # Where a safe house's requests and escalations are mailed is a target (an admin account phished could send
+        # them elsewhere): every change of it goes into the network audit, in the same transaction.
+        contacts_changed = list(row.contacts or []) != contacts
         row.round_the_clock = round_the_clock
         row.hours = hours_to_json(hours)
         row.contacts = contacts
@@ -226,7 +250,12 @@ class FacilityAnswer:
         row.time_zone = zone.key
         row.updated_by = self.user.id
         row.updated_at = utcnow()
-        await self.db.commit()
+        if contacts_changed:
+            own_staff = self.user.has(Role.SHELTER_STAFF) and self.user.organisation_id == facility.organisation_id
+            detail = {"facility": facility_id, "contacts": contacts, "by_own_staff": own_staff}
+            await record_network_event(self.db, "facility_contacts_changed", self.user.id, detail)  # commits
+        else:
+            await self.db.commit()
         return row
 
     @staticmethod

@@ -39,7 +39,7 @@ def _item(html: str, disbursement_id: str) -> str:
 
 
 def _section(html: str, element_id: str) -> str:
-    found = re.search(rf'<div id="{element_id}">.*?</div>\s*(?:<h2|</div>)', html, re.S)
+    found = re.search(rf'<div id="{element_id}"[^>]*>.*?</div>\s*(?:<h2|</div>)', html, re.S)
     assert found, f"no #{element_id}"
     return found.group(0)
 

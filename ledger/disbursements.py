@@ -40,6 +40,8 @@ from ledger.timeutil import utcnow
 ACTIVE = (Status.PENDING_APPROVAL.value, Status.APPROVED.value, Status.PAID.value)
 NIGHTS_MAX = 60
 ITEMS_MAX = 10
+TRIPS_MAX = 100
+TRAVEL_CATEGORIES = ("travel_local", "travel_interprovincial", "travel_international")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,11 @@ class NewDisbursement:
     nights: int | None = None
     note: str = ""
     items: tuple[NewItem, ...] = ()
+    # The hold or placement the request serves (travel to a bed), checked by the shell against the beds.
+    hold_id: str | None = None
+    placement_id: str | None = None
+    # Recurring travel: the total is approved once for at most this many trips (ledger/trips.py draws them).
+    trips: int | None = None
 
     def lines(self) -> tuple[NewItem, ...]:
         if self.items:
@@ -130,6 +137,13 @@ def _validate(new: NewDisbursement) -> None:
             raise Invalid("too_long", "Keep the payee under 200 characters and the note under 1000.", **where("payee"))
     if len(new.note) > 1000:
         raise Invalid("too_long", "Keep the payee under 200 characters and the note under 1000.")
+    if new.hold_id is not None and new.placement_id is not None:
+        raise Invalid("one_bed_link", "Name the hold or the placement the request serves, not both.", path="hold_id")
+    if new.trips is not None:
+        if not 1 <= new.trips <= TRIPS_MAX:
+            raise Invalid("invalid_trips", f"A recurring request holds 1 to {TRIPS_MAX} trips.", path="trips")
+        if any(item.category not in TRAVEL_CATEGORIES for item in new.lines()):
+            raise Invalid("trips_need_travel", "Only travel is drawn trip by trip.", path="trips")
 
 
 def item_facts(items: Sequence[NewItem | DisbursementItem]) -> tuple[ItemFacts, ...]:
@@ -308,6 +322,9 @@ async def request_disbursement(
             created_at=now,
             idempotency_key=idempotency_key,
             request_hash=request_hash if idempotency_key else None,
+            hold_id=new.hold_id,
+            placement_id=new.placement_id,
+            trips_max=new.trips,
         )
         session.add(disbursement)
         await session.flush()
@@ -335,6 +352,8 @@ async def request_disbursement(
             "rule_set_version": version.version,
             "status": decision.outcome,
         }
+        if new.trips is not None:
+            detail["trips"] = new.trips
         if len(items) > 1:
             detail["items"] = [{"category": i.category, "amount_cents": i.amount_cents} for i in items]
         await record_event(session, fund, "request", requester.user_id, disbursement.id, detail, now)

@@ -15,10 +15,10 @@ credits), so every balance is a non-negative number of cents.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Date, Index, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from ledger.timeutil import UTCDateTime, utcnow
@@ -239,6 +239,14 @@ class Disbursement(SQLModel, table=True):
     paid_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     idempotency_key: str | None = None
     request_hash: str | None = None
+    # The bed the request serves (travel to it): a hold or a placement of `beds`, by id only; the web shell
+    # checks the link against the beds (the two domains never import each other).
+    hold_id: str | None = None
+    placement_id: str | None = None
+    # Recurring travel (ledger/trips.py): approved once for `amount_cents` in all and at most `trips_max`
+    # trips, each drawn without a new approval; `paid_cents` is what the trips drew so far.
+    trips_max: int | None = None
+    trips_drawn: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0, server_default="0"))
 
 
 class DisbursementItem(SQLModel, table=True):
@@ -317,3 +325,27 @@ class AuditEvent(SQLModel, table=True):
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str
     hash: str
+
+
+class Trip(SQLModel, table=True):
+    """One trip drawn against an approved recurring travel request: posted like a payment (its own journal
+    entry), numbered 1, 2, 3 ... per request."""
+
+    __tablename__ = "ledger_trip"
+    __table_args__ = (
+        UniqueConstraint("disbursement_id", "seq", name="uq_ledger_trip_seq"),
+        UniqueConstraint("idempotency_user_id", "idempotency_key", name="uq_ledger_trip_idempotency"),
+        CheckConstraint("amount_cents > 0", name="ck_ledger_trip_positive"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    disbursement_id: str = Field(foreign_key="ledger_disbursement.id", index=True)
+    seq: int
+    amount_cents: int = Field(sa_column=Column(BigInteger, nullable=False))
+    trip_date: date = Field(sa_column=Column(Date, nullable=False))
+    entry_id: str = Field(foreign_key="ledger_journal_entry.id")
+    actor_user_id: str
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    idempotency_user_id: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None

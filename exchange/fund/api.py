@@ -26,6 +26,9 @@ from exchange.fund.schemas import (
     PayRequest,
     Period,
     RejectRequest,
+    ServesOut,
+    TripOut,
+    TripRequest,
     read_out,
 )
 from exchange.fund.service import SERVICE, FundService
@@ -35,6 +38,7 @@ from ledger.cards import IssuedCard
 from ledger.errors import Invalid
 from ledger.models import Disbursement
 from ledger.stripe_models import Card
+from ledger.trips import remaining_cents
 
 
 async def require_integer_cents(request: Request[User, str, object], *fields: str) -> None:
@@ -65,7 +69,8 @@ async def require_integer_item_cents(request: Request[User, str, object]) -> Non
 
 
 async def disbursement_out(service: FundService, d: Disbursement) -> DisbursementOut:
-    return DisbursementOut.of(d, *await service.details(d))
+    served = await service.bed_served(d)
+    return DisbursementOut.of(d, *await service.details(d), serves=ServesOut(**served) if served else None)
 
 
 class CaseController(Controller):
@@ -177,6 +182,44 @@ class DisbursementController(Controller):
             # The card's number and CVC appear here once, in the answer that issued it, and nowhere else.
             body["card"] = card_payload(result.card, result.issued)
         return Response(body)
+
+
+class TripController(Controller):
+    """Recurring travel: each trip drawn against the request approved once."""
+
+    path = "/api/v1/disbursements/{disbursement_id:str}/trips"
+    tags = ["ledger"]
+    dependencies = SERVICE
+    guards = [requires_roles(Role.FUND_APPROVER, Role.CASE_WORKER)]
+
+    @post("/", status_code=201)
+    async def draw_trip(
+        self, request: Request[User, str, object], service: FundService, disbursement_id: str, data: TripRequest
+    ) -> TripOut:
+        await require_integer_cents(request, "amount_cents")
+        key, digest = idempotency_key(request), request_hash(data, disbursement_id=disbursement_id)
+        result = await service.draw_trip(
+            disbursement_id,
+            amount_cents=data.amount_cents,
+            trip_date=data.trip_date,
+            idempotency_key=key,
+            request_hash=digest,
+        )
+        d, trip = result.disbursement, result.trip
+        return TripOut(
+            id=trip.id,
+            disbursement_id=d.id,
+            seq=trip.seq,
+            amount_cents=trip.amount_cents,
+            trip_date=trip.trip_date,
+            entry_id=trip.entry_id,
+            at=trip.created_at,
+            trips_drawn=d.trips_drawn,
+            trips_max=d.trips_max or 0,
+            paid_cents=d.paid_cents,
+            remaining_cents=remaining_cents(d),
+            status=d.status,
+        )
 
 
 def card_payload(card: Card, issued: IssuedCard | None) -> dict[str, Any]:

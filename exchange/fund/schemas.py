@@ -6,6 +6,7 @@ kept out: there is no field to put it in.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, TypeVar
@@ -67,9 +68,18 @@ class DisbursementRequest(Body):
     nights: int | None = None
     note: str = ""
     items: list[ItemIn] | None = None
+    # The hold or placement the request serves (travel to a bed), and for recurring travel the number of trips
+    # the total covers.
+    hold_id: str | None = None
+    placement_id: str | None = None
+    trips: int | None = None
 
     def new_disbursement(self) -> NewDisbursement:
         """The request, or Invalid with the `path` of what is missing or extra (nothing is written)."""
+        links = {"hold_id": self.hold_id, "placement_id": self.placement_id, "trips": self.trips}
+        return dataclasses.replace(self._new_disbursement(), **links)
+
+    def _new_disbursement(self) -> NewDisbursement:
         if self.items is None:
             missing = [name for name in ("category", "amount_cents") if getattr(self, name) is None]
             if missing:
@@ -203,6 +213,13 @@ class DisbursementOut(msgspec.Struct):
     items: list[ItemOut] = msgspec.field(default_factory=list)
     # Which item (its position) or the request as a whole (`item` null) each reason came from.
     decided_by: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    hold_id: str | None = None
+    placement_id: str | None = None
+    # The bed the request serves, as far as every reader may know it: its facility's city, never the address.
+    serves: ServesOut | None = None
+    # Recurring travel: trips allowed and drawn; `paid_cents` is what they drew.
+    trips_max: int | None = None
+    trips_drawn: int = 0
 
     @classmethod
     def of(
@@ -211,6 +228,7 @@ class DisbursementOut(msgspec.Struct):
         approvals: list[Approval],
         payment: Payment | None = None,
         items: list[DisbursementItem] | None = None,
+        serves: ServesOut | None = None,
     ) -> DisbursementOut:
         remaining = max(d.approvals_needed - len(approvals), 0) if d.status == "pending_approval" else 0
         return read_out(
@@ -221,7 +239,39 @@ class DisbursementOut(msgspec.Struct):
             payment=read_out(payment, PaymentOut) if payment else None,
             items=[read_out(i, ItemOut) for i in items or []],
             decided_by=list(d.decided_by or []),
+            serves=serves,
         )
+
+
+class ServesOut(msgspec.Struct):
+    """The bed a request serves: a hold or a placement, and the city and province of its facility."""
+
+    kind: str
+    id: str
+    city: str
+    province: str
+
+
+class TripRequest(Body):
+    """One trip drawn against an approved recurring travel request."""
+
+    amount_cents: int
+    trip_date: date = msgspec.field(name="date")
+
+
+class TripOut(msgspec.Struct):
+    id: str
+    disbursement_id: str
+    seq: int
+    amount_cents: int
+    trip_date: date = msgspec.field(name="date")
+    entry_id: str
+    at: datetime
+    trips_drawn: int
+    trips_max: int
+    paid_cents: int
+    remaining_cents: int
+    status: str
 
 
 class AuditOut(msgspec.Struct):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from litestar import Request
@@ -22,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from exchange.accounts.models import Organisation, Role, User
 from exchange.fund.schemas import Period
+from exchange.fund.transport import beds_served, check_bed_link
 from exchange.home.live import publish_approvals_changed
 from exchange.live.events import Audience, publish
 from exchange.registry import CardIssuerFactory
 from exchange.settings import Settings
 from exchange.web.personal_data import refuse_personal_data
-from ledger import cards, cases, deposits, disbursements, funds, journal, payments, reports, rulesets, verify
+from ledger import cards, cases, deposits, disbursements, funds, journal, payments, reports, rulesets, trips, verify
 from ledger.deposits import DepositResult
 from ledger.disbursements import LedgerViewer, NewDisbursement, Requester, RequestResult
 from ledger.errors import Conflict, Forbidden, Invalid, NotFound
@@ -132,6 +134,7 @@ async def summaries(db: AsyncSession, found: Sequence[Disbursement]) -> list[dic
     }
     totals = await disbursements.case_totals_30d(db, list({d.case_id for d in found}))
     items = await disbursements.items_of(db, ids)
+    served = await beds_served(db, found)
 
     def name(user_id: str) -> str:
         user = users.get(user_id)
@@ -148,6 +151,9 @@ async def summaries(db: AsyncSession, found: Sequence[Disbursement]) -> list[dic
             reasons=list(d.reasons or []),
             approvers=[name(a.approver_id) for a in mine],
             case_total_30d_cents=totals.get(d.case_id, 0),
+            serves=served.get(d.id),
+            trips_max=d.trips_max,
+            trips_drawn=d.trips_drawn,
         )
         result.append(summary)
     return result
@@ -189,6 +195,8 @@ async def check_payer(db: AsyncSession, user: User, disbursement_id: str, method
         raise Forbidden("forbidden", "Only an approver or the requester records a payment.")
     if method != STRIPE_CARD and found.requester_id == user.id:
         raise Forbidden("own_request", "Someone else records the payment of your own request.")
+    if found.trips_max is not None:
+        raise Conflict(trips.NOT_RECURRING, "A recurring travel request is paid trip by trip: draw a trip instead.")
 
 
 async def pay_as(
@@ -309,6 +317,9 @@ class FundService:
         self, new: NewDisbursement, *, idempotency_key: str | None = None, request_hash: str | None = None
     ) -> RequestResult:
         self.check_request(new)
+        if new.hold_id is not None or new.placement_id is not None:
+            await check_bed_link(self.db, self.user, new)
+            await self.db.rollback()  # end the read; the request takes the fund lock in a transaction of its own
         result = await disbursements.request_disbursement(
             self.db, new, requester=requester_of(self.user), idempotency_key=idempotency_key, request_hash=request_hash
         )
@@ -328,6 +339,41 @@ class FundService:
         approvals = await disbursements.approvals_of(self.db, d.id)
         items = (await disbursements.items_of(self.db, [d.id]))[d.id]
         return approvals, await payments.payment_of(self.db, d.id), items
+
+    async def bed_served(self, d: Disbursement) -> dict[str, Any] | None:
+        """The city of the bed the request serves, if it names one."""
+        return (await beds_served(self.db, [d])).get(d.id)
+
+    async def draw_trip(
+        self,
+        disbursement_id: str,
+        *,
+        amount_cents: int,
+        trip_date: date,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+        after_trips: int | None = None,
+    ) -> trips.TripResult:
+        """The requester or an approver draws a trip (404 for whoever may not see the request)."""
+        viewer = ledger_viewer(self.user)
+        found = await disbursements.visible_disbursement(self.db, disbursement_id, viewer)
+        if not (viewer.is_approver or found.requester_id == self.user.id):
+            raise Forbidden("forbidden", "Only the requester or an approver draws a trip.")
+        self.check_amount(amount_cents)
+        await self.db.rollback()  # end the read; the draw takes the fund lock in a transaction of its own
+        result = await trips.draw_trip(
+            self.db,
+            disbursement_id,
+            amount_cents=amount_cents,
+            trip_date=trip_date,
+            actor_user_id=self.user.id,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            after_trips=after_trips,
+        )
+        if result.created:
+            await self._published(result.disbursement)
+        return result
 
     async def my_requests(self, limit: int = 20) -> list[Disbursement]:
         return await disbursements.list_disbursements(self.db, requester_id=self.user.id, limit=limit)

@@ -33,11 +33,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.timeutil import utcnow
-from exchange.accounts.models import RoleGrant, User
+from exchange.accounts.models import Organisation, OrgKind, Role, RoleGrant, User
 from exchange.accounts.service import hash_password, issue_token
 from ledger.deposits import deposit
 from ledger.funds import create_fund
-from tests.conftest import PASSWORD, LiveServer, Network, eventually, until_live
+from tests.conftest import PASSWORD, PASSWORD_HASH, LiveServer, Network, Person, eventually, until_live
 
 USERS = [
     "shelter_a",
@@ -52,7 +52,12 @@ USERS = [
     "auditor",
     "coordinator",
     "admin",
+    "partner",
 ]
+# A partner system (211 line, provincial board): the login guard refuses it everywhere but the few routes opened to
+# it (the feed, the public directory, its own tokens), before any object is looked at.
+PARTNER = "partner"
+PEOPLE_USERS = [u for u in USERS if u != PARTNER]
 ANON = "anonymous"
 OK = "ok"
 LOGIN = "login"  # a redirect to /login (a page GET without a session)
@@ -73,6 +78,8 @@ class Rule:
         for name, status in self.overrides:
             if name == who:
                 return status
+        if who == PARTNER and who not in self.allowed:
+            return 403
         return OK if who in self.allowed else self.default
 
     def but(self, **statuses: int) -> Rule:
@@ -84,7 +91,12 @@ def PUBLIC() -> Rule:
 
 
 def LOGGED_IN(anonymous: str | int = 401) -> Rule:
-    return Rule(frozenset(USERS), 403, anonymous)
+    return Rule(frozenset(PEOPLE_USERS), 403, anonymous)
+
+
+def WITH_A_TOKEN() -> Rule:
+    """Any account, partner systems included (DESIGN.md: they read the public directory and aggregated availability)."""
+    return Rule(frozenset(USERS), 403, 401)
 
 
 def ONLY(*users: str, denied: int = 403, anonymous: str | int = 401) -> Rule:
@@ -156,9 +168,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/operations"): LOGGED_IN(),  # filtered: only what the caller may see
     ("POST", "/settings/locale"): LOGGED_IN(),
     ("POST", "/logout"): LOGGED_IN(),
-    ("GET", "/api/v1/auth/tokens"): LOGGED_IN(),
-    ("POST", "/api/v1/auth/token/revoke"): LOGGED_IN(),
-    ("DELETE", "/api/v1/auth/token"): LOGGED_IN(),
+    ("GET", "/api/v1/auth/tokens"): WITH_A_TOKEN(),
+    ("POST", "/api/v1/auth/token/revoke"): WITH_A_TOKEN(),
+    ("DELETE", "/api/v1/auth/token"): WITH_A_TOKEN(),
     ("GET", "/ledger"): PAGE(LOGGED_IN()),  # a redirect to what the user's role does in the ledger
     # The API description needs a login (it names every route, not data); JSON paths answer 401.
     ("GET", "/schema"): PUBLIC(),
@@ -254,6 +266,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # The requester (worker) does not record the payment of their own request.
     ("POST", "/api/v1/disbursements/{disbursement_id}/pay"): ONLY(*APPROVERS).but(worker_plain=404),
     ("POST", "/ledger/requests/{disbursement_id}/pay"): ONLY(*APPROVERS).but(worker_plain=404),
+    # Recurring travel: the requester or an approver draws a trip (exchange/fund/service.py `draw_trip`).
+    ("POST", "/api/v1/disbursements/{disbursement_id}/trips"): ONLY("worker", *APPROVERS).but(worker_plain=404),
+    ("POST", "/ledger/requests/{disbursement_id}/trips"): ONLY("worker", *APPROVERS).but(worker_plain=404),
     # --- Stripe: cards, donations, reconciliation, the webhook ----------------------------------------------
     ("GET", "/api/v1/disbursements/{disbursement_id}/card"): ONLY(*DISBURSEMENT_READERS, denied=404),
     ("POST", "/api/v1/disbursements/{disbursement_id}/card/close"): ONLY("worker", *APPROVERS).but(worker_plain=404),
@@ -280,12 +295,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/admin/facilities/{facility_id}/pools"): ONLY("admin"),
     ("GET", "/admin/address-releases"): PAGE(ONLY("admin")),
     # The directory exchange (issue 14): the public directory and availability for any user; imports for admins.
-    ("GET", "/api/v1/hsds/organizations"): LOGGED_IN(),
-    ("GET", "/api/v1/hsds/services"): LOGGED_IN(),
-    ("GET", "/api/v1/hsds/package.zip"): LOGGED_IN(),
-    ("GET", "/api/v1/edxl/have"): LOGGED_IN(),
-    ("GET", "/api/v1/availability.have.xml"): LOGGED_IN(),
-    ("GET", "/api/v1/occupancy.csv"): ONLY("coordinator"),  # funders' export: coordinators see every hold
+    ("GET", "/api/v1/hsds/organizations"): WITH_A_TOKEN(),
+    ("GET", "/api/v1/hsds/services"): WITH_A_TOKEN(),
+    ("GET", "/api/v1/hsds/package.zip"): WITH_A_TOKEN(),
+    ("GET", "/api/v1/edxl/have"): WITH_A_TOKEN(),
+    ("GET", "/api/v1/availability.have.xml"): WITH_A_TOKEN(),
+    ("GET", "/api/v1/occupancy.csv"): ONLY("coordinator"),
+    # The partner feed: free beds per city and profile, for partner systems and coordinators.
+    ("GET", "/api/v1/feed/availability"): ONLY(PARTNER, "coordinator"),  # funders' export: coordinators see every hold
     ("GET", "/admin/directory"): PAGE(ONLY("admin")),
     ("GET", "/admin/directory/package.zip"): PAGE(ONLY("admin")),
     ("POST", "/admin/directory/import"): ONLY("admin"),
@@ -318,7 +335,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
 # Websocket routes: who may connect (the events each receives are checked in test_websocket_matrix).
 WEBSOCKETS: dict[str, str] = {
     "/api/v1/stream": "any logged-in user (bearer or session cookie), Origin checked; events filtered per user",
-    "/board/ws": "any logged-in user (session cookie), Origin checked; HTML fragments filtered per user",
+    "/board/ws": "any logged-in user but a partner (session cookie), Origin checked; HTML fragments filtered",
 }
 
 # Routes Litestar answers on its own (CORS preflight), never reaching a handler's code.
@@ -350,6 +367,21 @@ def test_every_route_has_a_row_in_the_matrix(app: Litestar) -> None:
     stale = sorted(set(MATRIX) - http)
     assert not stale, f"MATRIX rows for routes that no longer exist: {stale}"
     assert sockets == set(WEBSOCKETS)
+
+
+@pytest.fixture(name="network")
+async def fixture_network_with_partner(network: Network, sessionmaker: async_sessionmaker) -> Network:
+    """The test network and a partner system's account in an organisation of its own."""
+    async with sessionmaker() as session:
+        org = Organisation(name="partner org", kind=OrgKind.COMMUNITY, province="QC")
+        session.add(org)
+        await session.flush()
+        user = User(username=PARTNER, password_hash=PASSWORD_HASH, organisation_id=org.id, roles=[Role.PARTNER])
+        session.add(user)
+        await session.commit()
+        network.orgs[PARTNER] = org
+        network.people[PARTNER] = Person(user, await issue_token(session, user))
+    return network
 
 
 # --- the objects behind the path parameters --------------------------------------------------------------------
@@ -547,6 +579,7 @@ def request_body(method: str, path: str, world: World) -> dict[str, Any]:
         },
         "/api/v1/disbursements/{disbursement_id}/reject": {"reason": ""},
         "/api/v1/disbursements/{disbursement_id}/pay": {"method": "manual", "amount_cents": 10**9},
+        "/api/v1/disbursements/{disbursement_id}/trips": {"amount_cents": 10**9, "date": "2026-12-15"},
     }
     form: dict[str, Any] = {
         "/login": {"username": "matrix_victim", "password": PASSWORD, "next": "/"},
@@ -659,7 +692,7 @@ async def test_confidential_fields_per_role(
     """The fields themselves (not only strings in a page): address and intake phone, case code, operation."""
     world = await build_world(client, network, sessionmaker)
     fa, fb = network.facilities["a"].id, network.facilities["b"].id
-    for who in USERS:
+    for who in PEOPLE_USERS:  # the partner gets none of these routes (test_access_matrix)
         h = network[who].headers
         for fid, secret in ((fa, "address_a"), (fb, "address_b")):
             body = (await client.get(f"/api/v1/facilities/{fid}", headers=h)).json()
@@ -727,11 +760,23 @@ async def test_websocket_matrix(
                 async with websockets.connect(ws_url, origin=origin, additional_headers=headers) as ws:
                     await ws.recv()
             assert refused.value.response.status_code == 403
+        # A partner system gets no board fragments; on the JSON stream only its cities' free beds (exchange/feed).
+        partner_received: list[str] = []
+        if route == "/board/ws":
+            for headers in ({"cookie": f"session={cookies[PARTNER]}"}, dict(network[PARTNER].headers)):
+                with pytest.raises(websockets.InvalidStatus) as refused:
+                    async with websockets.connect(ws_url, origin=live_server.url, additional_headers=headers) as ws:
+                        await ws.recv()
+                assert refused.value.response.status_code == 403
+        else:
+            partner_ws = await websockets.connect(ws_url, additional_headers=dict(network[PARTNER].headers))
+            await until_live(partner_ws)
+            partner_task = asyncio.create_task(_collect(partner_ws, partner_received))
 
-        received: dict[str, list[str]] = {who: [] for who in USERS}
+        received: dict[str, list[str]] = {who: [] for who in PEOPLE_USERS}
         sockets = []
         tasks = []
-        for who in USERS:
+        for who in PEOPLE_USERS:
             ws = await websockets.connect(
                 ws_url, origin=live_server.url, additional_headers={"cookie": f"session={cookies[who]}"}
             )
@@ -779,9 +824,17 @@ async def test_websocket_matrix(
         assert last.status_code == 200
 
         async def barrier_everywhere() -> bool:
-            return all(any(barrier in m for m in received[who]) for who in USERS)
+            return all(any(barrier in m for m in received[who]) for who in PEOPLE_USERS)
 
-        assert await eventually(barrier_everywhere), {who: len(received[who]) for who in USERS}
+        assert await eventually(barrier_everywhere), {who: len(received[who]) for who in PEOPLE_USERS}
+        if route == "/api/v1/stream":
+            # The barrier moved shelter A's family pool (3 beds, none taken before): Montréal's family beds are 2.
+            async def partner_saw_barrier() -> bool:
+                return any(json.loads(m)["city"]["free"].get("family") == 2 for m in partner_received)
+
+            assert await eventually(partner_saw_barrier), partner_received
+            await partner_ws.close()
+            await partner_task
         for ws in sockets:
             await ws.close()
         await asyncio.gather(*tasks)
@@ -789,7 +842,7 @@ async def test_websocket_matrix(
     # A case hold goes to the holder's organisation (community), coordinators and the facility's staff.
     hold_receivers = {"worker", "worker_plain", "dual", "approver_community", "coordinator", "shelter_b"}
     disbursement_receivers = {"worker", "approver", "approver_community", "dual"}
-    for who in USERS:
+    for who in PEOPLE_USERS:
         text = "\n".join(received[who])
         assert network.pools["a"].id in text, f"{who} did not get the pool change on {route}"
         got_hold = hold_id in text
@@ -808,6 +861,15 @@ async def test_websocket_matrix(
                 who,
                 route,
             )
+    # The partner learns each change's city and its free beds: no pool, facility, hold, case or disbursement.
+    for message in partner_received:
+        update = json.loads(message)
+        assert update["type"] == "availability.updated"
+        assert set(update["city"]) == {"province", "city", "free", "total_free"}
+        for secret in (hold_id, disbursement_id, case_code, network.pools["a"].id, network.facilities["a"].id):
+            assert secret not in message
+        assert network.facilities["a"].name not in message and network.facilities["a"].address not in message
     if route == "/api/v1/stream":
+        assert "Montréal" in {json.loads(m)["city"]["city"] for m in partner_received}
         for message in received["police"]:
             assert json.loads(message)["type"] == "pool.updated"

@@ -26,7 +26,7 @@ from exchange.web import labels
 from ledger.funds import fund_accounts
 from ledger.models import Category, DepositSource, Status
 from tests.conftest import PASSWORD, PEOPLE, LiveServer, Network
-from tests.test_access_matrix import build_world, route_table
+from tests.test_access_matrix import build_world, fixture_network_with_partner, route_table  # noqa: F401  (fixture)
 from tests.test_browser import EXPECT_TIMEOUT_MS, fixture_browser  # noqa: F401  (the module's browser)
 
 LOGIN_TIMEOUT_MS = 30_000

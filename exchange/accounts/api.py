@@ -21,6 +21,7 @@ from ledger.errors import NotFound
 class TokenController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
+    opt = {"partner": True}  # a partner system manages its own tokens
 
     @post("/token", opt={"public": True}, status_code=200)
     async def create_token(self, request: Request, data: TokenRequest, db: AsyncSession) -> TokenResponse:

@@ -27,6 +27,8 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     NETWORK_ADMIN = "network_admin"
     COORDINATOR = "coordinator"
+    # A system (211 line, provincial board): reads the availability feed and the public directory, nothing else.
+    PARTNER = "partner"
 
 
 class Organisation(SQLModel, table=True):

@@ -19,6 +19,7 @@ class HsdsController(Controller):
 
     path = "/api/v1/hsds"
     tags = ["directory"]
+    opt = {"partner": True}  # the public directory (DESIGN.md: partners read it)
     dependencies = SERVICE
 
     @get("/organizations")
@@ -50,6 +51,7 @@ class HsdsController(Controller):
 class HaveController(Controller):
     path = "/api/v1"
     tags = ["directory"]
+    opt = {"partner": True}  # aggregated availability (DESIGN.md: partners read it)
     dependencies = SERVICE
 
     @get(["/edxl/have", "/availability.have.xml"], media_type=MEDIA_TYPE)

@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from beds.models import Facility
 from beds.visibility import Viewer
-from exchange.accounts.models import User
+from exchange.accounts.models import Role, User
+from exchange.feed.live import partner_message_of, partner_stream
 from exchange.live.events import SESSION_END, Event
 from exchange.live.hub import SESSION_ENDED, Close, LiveHub, Select
 from exchange.web import i18n
@@ -106,12 +107,17 @@ async def _serve(socket: WebSocket, channels: ChannelsPlugin, message_of: Select
         await hub.disconnect(connection)
 
 
-@websocket("/api/v1/stream")
+@websocket("/api/v1/stream", opt={"partner": True})
 async def json_stream(socket: WebSocket, channels: ChannelsPlugin) -> None:
     user = await _accept_or_refuse(socket)
     if user is None:
         return
     viewer = viewer_for(user)
+    if user.has(Role.PARTNER):  # a partner system: its city's free beds on each change, nothing else (exchange/feed)
+        async with socket.app.state.sessionmaker() as session:
+            live = await partner_stream(session)
+        await _serve(socket, channels, partner_message_of(live, viewer), READY_FRAME)
+        return
     # What only tells a page to read its navigation again (EVERY_PAGE) is not part of the API's stream.
     pages_only = {kind for kind, view in socket.app.state.registry.view_of_kind.items() if view in EVERY_PAGE}
 

@@ -125,8 +125,13 @@ def requires_login(connection: ASGIConnection, handler: BaseRouteHandler) -> Non
     """App-wide guard: every route needs a user unless it says `public=True` in its opts."""
     if handler.opt.get("public"):
         return
-    if current_user(connection) is None:
+    user = current_user(connection)
+    if user is None:
         raise NotAuthorizedException("Log in first.")
+    # A partner system's account reads only what is opened to it (`partner=True` in opts), so a route that forgets
+    # to name its roles can never leak to it.
+    if user.has(Role.PARTNER) and not handler.opt.get("partner"):
+        raise PermissionDeniedException("A partner account reads the availability feed and the directory only.")
 
 
 def requires_roles(*roles: Role) -> Any:

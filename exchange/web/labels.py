@@ -72,6 +72,7 @@ ROLE_LABELS = {
     "auditor": N_("Auditor"),
     "network_admin": N_("Network admin"),
     "coordinator": N_("Coordinator"),
+    "partner": N_("Partner system"),
     "lead_worker": N_("Lead worker (fast path)"),
 }
 ORG_KIND_LABELS = {

@@ -51,10 +51,12 @@ from exchange.db import make_engine, make_sessionmaker
 from exchange.demo.holds import seed_holds
 from exchange.demo.ledger import seed_ledger
 from exchange.demo.placement_fit import seed_placement_fit
+from exchange.feed.api import FeedController
 from exchange.fund.anchor import sweep_checkpoints
-from exchange.fund.api import CaseController, DisbursementController, FundController
+from exchange.fund.api import CaseController, DisbursementController, FundController, TripController
 from exchange.fund.live import render_disbursement
 from exchange.fund.pages import LedgerPages
+from exchange.fund.trip_pages import TripPages
 from exchange.holds.api import AgreementController, HoldController, OperationController
 from exchange.holds.grants import hold_address_grants
 from exchange.holds.live import render_hold_fragment
@@ -117,6 +119,8 @@ def route_handlers() -> list[Any]:
         CaseController,
         FundController,
         DisbursementController,
+        TripController,
+        TripPages,
         LedgerPages,
         OperationController,
         HoldController,
@@ -133,6 +137,7 @@ def route_handlers() -> list[Any]:
         HomePages,
         HsdsController,
         HaveController,
+        FeedController,
         OccupancyController,
         DirectoryPages,
         PushSubscriptionController,

@@ -240,6 +240,28 @@ async def test_round_trip_into_a_fresh_database_gives_the_same_directory(
     assert "facilities: 0 created, 0 updated, 2 unchanged" in result.output
 
 
+async def test_importing_the_exchanges_own_export_into_the_same_database_changes_nothing(
+    client: AsyncTestClient, network: Network, database_url: str, sessionmaker: async_sessionmaker, tmp_path: Path
+) -> None:
+    """An admin downloads the package and uploads it back: every facility is found under the id it was published
+    with (no copy with every bed free), and no confidential address is erased by the export's city-only record."""
+    package = tmp_path / "directory.zip"
+    package.write_bytes((await client.get("/api/v1/hsds/package.zip", headers=network["coordinator"].headers)).content)
+    before = await counts(sessionmaker)
+    async with sessionmaker() as session:
+        addresses = dict((await session.execute(select(Facility.id, Facility.address))).all())
+    for _ in range(2):
+        result = await run_cli(database_url, "import", "hsds", str(package))
+        assert result.exit_code == 0, result.output
+        assert "facilities: 0 created, 0 updated, 2 unchanged" in result.output, result.output
+        after = await counts(sessionmaker)
+        assert {k: after[k] for k in ("Organisation", "Facility", "BedPool")} == {
+            k: before[k] for k in ("Organisation", "Facility", "BedPool")
+        }
+    async with sessionmaker() as session:
+        assert dict((await session.execute(select(Facility.id, Facility.address))).all()) == addresses
+
+
 def _without_times(page: dict[str, Any]) -> dict[str, Any]:
     page = copy.deepcopy(page)
     for org in page["contents"]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from beds.directory import FacilityPlan, ImportPlan, Note, OrganisationPlan
+from beds.directory import FacilityPlan, ImportPlan, Note, OrganisationPlan, stable_id
 from beds.directory_models import DirectoryLink, DirectoryListing
 from beds.models import BedPool, Facility, FacilityKind, Profile, SecurityLevel
 from beds.timeutil import utcnow
@@ -87,12 +87,27 @@ async def apply_plan(
                     select(DirectoryListing).where(DirectoryListing.facility_id.in_(chunk))  # type: ignore[attr-defined]
                 )
                 listings.update({row.facility_id: row for row in found_listings.scalars()})
+        own = await _own_published_ids(session)
         # Rows that point at a facility are written after the facilities (the tables have no ORM relationships to
         # order the inserts by).
         later: list[Any] = []
         for index, facility_plan in enumerate(plan.facilities, start=1):
             organisation = org_of[facility_plan.organization_hsds_id]
-            _facility(session, facility_plan, organisation, links, facilities, pools, listings, report, later)
+            if (SERVICE_AT_LOCATION, facility_plan.hsds_id) not in links and facility_plan.hsds_id in own:
+                # This exchange's own export read back: the facility is already here. Linked, never overwritten (the
+                # export leaves a confidential address out; importing it would erase the address).
+                _link(
+                    session,
+                    links,
+                    SERVICE_AT_LOCATION,
+                    facility_plan.hsds_id,
+                    own[facility_plan.hsds_id],
+                    facility_plan.content_hash,
+                )
+                report.notes.append(Note(facility_plan.path, "linked to the facility this exchange published it as"))
+                report.changes.append(Change("unchanged", "facility", facility_plan.fields["name"]))
+            else:
+                _facility(session, facility_plan, organisation, links, facilities, pools, listings, report, later)
             if progress is not None:
                 progress(index)
         await session.flush()
@@ -106,6 +121,21 @@ async def apply_plan(
         await session.rollback()
         raise
     return report
+
+
+async def _own_published_ids(session: AsyncSession) -> dict[str, str]:
+    """{service_at_location id this exchange publishes a facility under: the facility's id} (beds/directory.py
+    `published`), so that importing the exchange's own export finds its facilities."""
+    listed = {
+        facility_id: sal_id
+        for facility_id, sal_id in (
+            await session.execute(select(DirectoryListing.facility_id, DirectoryListing.service_at_location_id))
+        ).all()
+    }
+    own: dict[str, str] = {}
+    for (facility_id,) in (await session.execute(select(Facility.id))).all():
+        own[listed.get(facility_id) or stable_id("service_at_location", facility_id)] = facility_id
+    return own
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -44,15 +44,31 @@
     return box;
   }
 
+  // The element a request came from, or the one that took its place: a live part read again after the network came
+  // back replaces its forms (the same form: same tag, same address, same classes, in the same row).
+  function stillThere(elt, config) {
+    if (elt.isConnected) return elt;
+    var attribute = ["hx-post", "hx-put", "hx-delete", "hx-patch", "hx-get"].filter(function (a) {
+      return elt.hasAttribute(a);
+    })[0];
+    if (!attribute) return null;
+    var selector = elt.tagName.toLowerCase() + "[" + attribute + '="' + CSS.escape(elt.getAttribute(attribute)) + '"]';
+    var same = Array.prototype.filter.call(document.querySelectorAll(selector), function (candidate) {
+      return candidate.className === elt.className;
+    });
+    return same.length === 1 ? same[0] : null;
+  }
+
   // The request that failed, sent again from the same element (a form sends what is in it now).
   function retryOf(detail) {
     var elt = detail.elt;
     var config = detail.requestConfig || {};
     return function () {
+      var source = elt ? stillThere(elt, config) : null;
       if (elt && elt.id === "live-refresh") {
         refreshLiveParts();
-      } else if (elt && elt.isConnected && window.htmx && config.verb && config.path) {
-        window.htmx.ajax(config.verb.toUpperCase(), config.path, { source: elt });
+      } else if (source && window.htmx && config.verb && config.path) {
+        window.htmx.ajax(config.verb.toUpperCase(), config.path, { source: source });
       } else {
         window.location.reload();
       }
@@ -241,6 +257,17 @@
   }
 
   var refreshing = false;
+  // Taps that change something inside a live part (an Arrival, an approval), counted: a re-read sent before such a
+  // tap may be answered after it, with the counts from before it; that answer is dropped and the parts read again.
+  var partWrites = 0;
+
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var config = evt.detail.requestConfig || {};
+    var elt = evt.detail.elt;
+    if (config.verb && config.verb !== "get" && elt && elt.closest && elt.closest("[data-refresh-on-reconnect]")) {
+      partWrites += 1;
+    }
+  });
 
   function refreshLiveParts() {
     if (!window.htmx || refreshing) return;
@@ -253,13 +280,17 @@
       part.dataset.refreshing = "1";
     });
     whenIdle(parts, function () {
+      var writesAtStart = partWrites;
+      var overtaken = false;
       window.htmx
         .ajax("GET", window.location.pathname + window.location.search, {
           source: holder(),
           swap: "none",
           handler: function (elt, info) {
             var xhr = info.xhr;
-            if (xhr.status >= 200 && xhr.status < 300) {
+            if (partWrites !== writesAtStart) {
+              overtaken = true;
+            } else if (xhr.status >= 200 && xhr.status < 300) {
               applyRefresh(parts, xhr.responseText || "");
             } else {
               showMessage(failureText(xhr), refreshLiveParts);
@@ -273,6 +304,7 @@
             delete part.dataset.refreshing;
           });
           flushDeferred();
+          if (overtaken) refreshLiveParts();
         });
     });
   }

@@ -10,8 +10,10 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import jsonschema_rs
+from jsonschema import Draft202012Validator
 from litestar.testing import AsyncTestClient
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from beds.directory_models import DirectoryListing
@@ -22,25 +24,32 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "standards" / "hsds" 
 BASE = "https://schemas.hsds.test/"
 
 
-def _registry() -> jsonschema_rs.Registry:
+def _resource(name: str, schema: dict[str, Any]) -> Resource:
+    # The schemas name no draft and no $id: each is read as draft 2020-12 under its file's own address, so that
+    # a "$ref": "phone.json" finds its neighbour.
+    return Resource.from_contents({**schema, "$id": BASE + name}, default_specification=DRAFT202012)
+
+
+def _registry() -> Registry:
     # The per-table schemas refer to each other by file name, from the schema folder and from compiled/.
     tables = [(p.name, json.loads(p.read_text())) for p in SCHEMAS.glob("*.json")]
-    return jsonschema_rs.Registry(
-        [(BASE + name, schema) for name, schema in tables] + [(BASE + "compiled/" + name, s) for name, s in tables]
+    return Registry().with_resources(
+        [(BASE + name, _resource(name, schema)) for name, schema in tables]
+        + [(BASE + "compiled/" + name, _resource("compiled/" + name, schema)) for name, schema in tables]
     )
 
 
 REGISTRY = _registry()
 
 
-def validator(name: str) -> Any:
-    schema = json.loads((SCHEMAS / name).read_text())
-    return jsonschema_rs.validator_for(schema, registry=REGISTRY, base_uri=BASE + name, validate_formats=True)
+def validator(name: str) -> Draft202012Validator:
+    schema = {**json.loads((SCHEMAS / name).read_text()), "$id": BASE + name}
+    return Draft202012Validator(schema, registry=REGISTRY, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def assert_valid(schema: str, records: list[dict[str, Any]]) -> None:
     check = validator(schema)
-    errors = [f"{schema} {list(e.instance_path)}: {e.message}" for r in records for e in check.iter_errors(r)]
+    errors = [f"{schema} {list(e.absolute_path)}: {e.message}" for r in records for e in check.iter_errors(r)]
     assert not errors, "\n".join(errors)
 
 
